@@ -1,0 +1,49 @@
+# The one entry point for set-up, lint, tests and (later) the lab.
+#   make test                     everything CI runs: set-up, lint, every scenario
+#   make test-role ROLE=postgres  the scenarios of one role (molecule/<role>*)
+#   make test-scenario S=redis    one scenario
+#   make lint                     yamllint + ansible-lint (production profile)
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/tests/containers.conf
+export ANSIBLE_FORCE_COLOR ?= 1
+APT_PACKAGES := podman runc debootstrap uidmap openssh-client
+
+# Every scenario, in the order CI runs them.
+SCENARIOS ?= $(shell tests/run-scenarios --list)
+
+.PHONY: setup apt venv images lint test test-role test-scenario clean
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+images: setup
+	tests/images/build.sh
+
+lint: venv
+	yamllint -s .
+	ansible-lint
+
+test: setup images lint
+	tests/run-scenarios $(SCENARIOS)
+
+test-role: setup images
+	tests/run-scenarios $(filter $(ROLE)%,$(SCENARIOS))
+
+test-scenario: setup images
+	tests/run-scenarios $(S)
+
+clean:
+	rm -rf .cache
