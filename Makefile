@@ -35,6 +35,7 @@ images: setup
 lint: venv
 	yamllint -s .
 	ansible-lint
+	python3 tools/role-docs.py --check
 	ansible-playbook -i inventories/basement --syntax-check site.yml
 
 test: setup images lint
