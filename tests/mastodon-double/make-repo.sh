@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Makes DEST a bare git repository of the Mastodon TEST DOUBLE with two tagged versions, for the
+# roles to clone and check out as they would upstream Mastodon:
+#   v4.5.0  the files of src/
+#   v4.5.1  the same plus versions/4.5.1/ (VERSION, app/models/status.rb, one pre-deployment and
+#           one post-deployment migration); branch main points at it.
+# Commits have a fixed author, committer and date, so the same tree always gives the same commit
+# ids; running it again leaves an up-to-date DEST untouched.
+#   usage: tests/mastodon-double/make-repo.sh [--debian 12] DEST   (then: git clone DEST or file://DEST)
+# --debian 12 commits debian12/Gemfile.lock (bookworm's gem versions) instead of src/Gemfile.lock
+# (trixie's): other commit ids, same tags.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+lock=
+if [ "${1:-}" = --debian ]; then
+  case "${2:-}" in 12) lock="$here/debian12/Gemfile.lock" ;; 13) ;; *) echo "unknown Debian release ${2:-}" >&2; exit 2 ;; esac
+  shift 2
+fi
+dest=${1:?usage: make-repo.sh [--debian 12] DEST}
+dest=${dest%/}
+work=$(mktemp -d)
+tmp="$dest.tmp.$$"
+trap 'rm -rf "$work" "$tmp"' EXIT
+
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null TZ=UTC
+export GIT_AUTHOR_NAME='Mastodon test double' GIT_AUTHOR_EMAIL='double@mastodon.invalid'
+export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+g() { git --git-dir="$tmp" --work-tree="$work" -c core.fileMode=true -c core.autocrlf=false -c core.symlinks=true "$@"; }
+commit() { # MESSAGE DATE TAG
+  g add -A
+  GIT_AUTHOR_DATE="$2" GIT_COMMITTER_DATE="$2" g commit -q -m "$1"
+  g tag "$3"
+}
+
+git init -q --bare "$tmp"
+git --git-dir="$tmp" symbolic-ref HEAD refs/heads/main
+cp -a "$here/src/." "$work/"
+[ -z "$lock" ] || cp "$lock" "$work/Gemfile.lock"
+commit 'Mastodon test double v4.5.0' '2025-06-01T12:00:00Z' v4.5.0
+cp -a "$here/versions/4.5.1/." "$work/"
+commit 'Mastodon test double v4.5.1: statuses get a language' '2025-07-01T12:00:00Z' v4.5.1
+
+if [ -d "$dest" ] && [ "$(git --git-dir="$dest" show-ref 2>/dev/null)" = "$(git --git-dir="$tmp" show-ref)" ]; then
+  echo "$dest is up to date"
+else
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  echo "$dest written"
+fi
+git --git-dir="$dest" show-ref
