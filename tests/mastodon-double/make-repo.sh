@@ -27,6 +27,9 @@ export GIT_AUTHOR_NAME='Mastodon test double' GIT_AUTHOR_EMAIL='double@mastodon.
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 g() { git --git-dir="$tmp" --work-tree="$work" -c core.fileMode=true -c core.autocrlf=false -c core.symlinks=true "$@"; }
 commit() { # MESSAGE DATE TAG
+  # A fresh index, so every file is hashed: `cp -a` keeps mtimes, and a changed file with the
+  # same size and mtime as its indexed copy (VERSION 4.5.0 -> 4.5.1) would be missed otherwise.
+  rm -f "$tmp/index"
   g add -A
   GIT_AUTHOR_DATE="$2" GIT_COMMITTER_DATE="$2" g commit -q -m "$1"
   g tag "$3"
