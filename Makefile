@@ -42,7 +42,7 @@ test: setup images lint
 	tests/run-scenarios $(SCENARIOS)
 
 test-role: setup images
-	tests/run-scenarios $(filter $(ROLE)%,$(SCENARIOS))
+	tests/run-scenarios $(filter $(subst _,-,$(ROLE))%,$(SCENARIOS))
 
 test-scenario: setup images
 	tests/run-scenarios $(S)
