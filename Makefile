@@ -1,4 +1,7 @@
-# The one entry point for set-up, lint, tests and (later) the lab.
+# The one entry point for set-up, lint, tests and the lab.
+#   make lab                      nine local container hosts laid out like inventories/hosted, set up
+#                                 by site.yml over SSH, checked end to end; prints the URL
+#   make lab-down                 removes them
 #   make test                     everything CI runs: set-up, lint, every scenario
 #   make test-role ROLE=postgres  the scenarios of one role (molecule/<role>*)
 #   make test-scenario S=redis    one scenario
@@ -13,7 +16,7 @@ APT_PACKAGES := podman runc debootstrap uidmap openssh-client
 # Every scenario, in the order CI runs them.
 SCENARIOS ?= $(shell tests/run-scenarios --list)
 
-.PHONY: setup apt venv images lint test test-role test-scenario clean
+.PHONY: setup apt venv images lint test test-role test-scenario lab lab-down clean
 setup: apt venv
 
 apt:
@@ -37,6 +40,9 @@ lint: venv
 	ansible-lint
 	python3 tools/role-docs.py --check
 	ansible-playbook -i inventories/basement --syntax-check site.yml
+	ansible-playbook -i inventories/hosted --syntax-check site.yml playbooks/media-to-object-storage.yml
+	tests/tools/test-new-inventory
+	tests/preflight/run
 
 test: setup images lint
 	tests/run-scenarios $(SCENARIOS)
@@ -46,6 +52,12 @@ test-role: setup images
 
 test-scenario: setup images
 	tests/run-scenarios $(S)
+
+lab: setup images
+	tests/lab/lab up
+
+lab-down: setup
+	tests/lab/lab down
 
 clean:
 	rm -rf .cache
