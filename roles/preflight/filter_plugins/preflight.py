@@ -1,0 +1,601 @@
+"""The preflight's checks and the connection budget, as pure functions of plain data.
+
+tasks/main.yml collects, for every inventory host, the settings the checks need (from hostvars,
+with the roles' defaults where the inventory sets nothing) and hands them to `preflight_report`.
+Nothing here reads Ansible state, so tests/preflight/test_filters.py calls it with dicts.
+
+Input of preflight_report (every key optional):
+  groups: {group: [hosts]}               Ansible's `groups`, "all" included
+  hosts: {host: {                        one record per inventory host
+      groups: [..],                      its group_names (informative)
+      address: "10.0.0.5" | None,        wiring_private_address (None: could not be worked out)
+      os: {distribution, version, arch} | None (no facts),
+      settings: {name: value | None},    the variables below, None when unset or not renderable
+      secrets: {name: {length, placeholder}},
+      env: {state: absent|read|error|skipped, path, values: {LOCAL_DOMAIN, WEB_DOMAIN}, error}}}
+  admin_connections: 10                  headroom for tootctl, rake and psql
+  fleet_problem: ""                      the mastodon_sidekiq fleet check's message, if it failed
+Output: {problems: [..], table: [lines], rows: [..], totals: {..}}
+"""
+
+import base64
+import ipaddress
+import re
+
+MODEL_GROUPS = ["proxy", "web", "streaming", "sidekiq", "db_primary", "db_replica", "pgbouncer", "redis",
+                "object_storage", "monitoring"]
+REQUIRED_GROUPS = {
+    "proxy": "nginx in front of Puma and streaming",
+    "web": "Puma",
+    "streaming": "the streaming API",
+    "sidekiq": "the background jobs",
+    "db_primary": "the PostgreSQL primary",
+    "redis": "Redis",
+}
+APP_GROUPS = ["web", "sidekiq", "streaming"]
+SUPPORTED_OS = {"Debian": ["12", "13"]}
+SUPPORTED_ARCH = ["x86_64", "aarch64"]
+# PostgreSQL's default superuser_reserved_connections; reserved_connections (16+) defaults to 0.
+PG_SUPERUSER_RESERVED = 3
+# A Sidekiq process without `concurrency` (roles/mastodon_sidekiq/vars/main.yml) and without `count`.
+SIDEKIQ_DEFAULT_CONCURRENCY = 5
+PLACEHOLDER = "CHANGE-ME"
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SECRETS_FILE = "inventories/<env>/group_vars/all/secrets.yml"
+
+
+def is_dns_name(name):
+    """A lowercase DNS name of at least two labels (example.com), as LOCAL_DOMAIN must be."""
+    if not isinstance(name, str) or len(name) > 253:
+        return False
+    labels = name.split(".")
+    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def _hosts_text(hosts):
+    return ", ".join(hosts)
+
+
+def _int(value):
+    """An int from an int or a string of digits; None for anything else (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        return int(value)
+    return None
+
+
+def _bool(value):
+    """Ansible's truthiness for a setting that may come out of a template as a string."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
+
+
+class _Ctx:
+    def __init__(self, data):
+        self.data = data or {}
+        self.groups = {name: list(hosts or []) for name, hosts in (self.data.get("groups") or {}).items()}
+        self.hosts = self.data.get("hosts") or {}
+        self.problems = []
+        self.unknown = []  # hosts outside this run whose numbers the inventory alone does not give
+
+    def in_run(self, host):
+        return self.record(host).get("in_run", True)
+
+    def skip_unknown(self, host, value, name=None):
+        """True when `value` is unknown because the host is outside this run (a budget `name` is noted)."""
+        if value is None and not self.in_run(host):
+            if name and f"{host} {name}" not in self.unknown:
+                self.unknown.append(f"{host} {name}")
+            return True
+        return False
+
+    def group(self, name):
+        return self.groups.get(name, [])
+
+    def record(self, host):
+        return self.hosts.get(host) or {}
+
+    def setting(self, host, name, default=None):
+        value = (self.record(host).get("settings") or {}).get(name)
+        return default if value is None else value
+
+    def in_groups(self, names):
+        out = []
+        for name in names:
+            out += [h for h in self.group(name) if h not in out]
+        return out
+
+
+# --- 2. Inventory shape -------------------------------------------------------------------------
+
+def check_groups(ctx):
+    grouped = set(ctx.in_groups(MODEL_GROUPS))
+    stray = [h for h in ctx.group("all") if h not in grouped]
+    if stray:
+        ctx.problems.append(
+            f"Hosts in no group of the model: {_hosts_text(stray)}. The roles only know the groups "
+            f"{', '.join(MODEL_GROUPS)} (children of `mastodon`): put each host in the group(s) of what it "
+            f"runs, or remove it from the inventory.")
+    for name, what in REQUIRED_GROUPS.items():
+        if not ctx.group(name):
+            ctx.problems.append(
+                f"Group {name} has no hosts, but Mastodon needs {what}: add at least one host under "
+                f"mastodon: children: {name}: hosts: in the inventory.")
+    primaries = ctx.group("db_primary")
+    if len(primaries) > 1:
+        ctx.problems.append(
+            f"Group db_primary has {len(primaries)} hosts ({_hosts_text(primaries)}): there is exactly one "
+            f"PostgreSQL primary. Keep one host in db_primary and move the others to db_replica.")
+    both = [h for h in primaries if h in ctx.group("db_replica")]
+    if both:
+        ctx.problems.append(
+            f"{_hosts_text(both)} in both db_primary and db_replica: a PostgreSQL server is either the primary "
+            f"or a replica. Remove it from one of the two groups.")
+
+
+# --- 1. Required settings -----------------------------------------------------------------------
+
+def _required_secrets(ctx):
+    """(variable, hosts that need it, minimum length, what it is, how to set it) for the inventory's shape."""
+    app = ctx.in_groups(APP_GROUPS)
+    random = "a random value (`openssl rand -hex 32`)"
+    needs = [
+        ("mastodon_db_password", ctx.in_groups(["db_primary"]) + [h for h in app if h not in ctx.group("db_primary")],
+         1, "the database password of Mastodon's role", random),
+        ("redis_app_password", ctx.in_groups(["redis"] + APP_GROUPS), 16, "the password Mastodon uses for Redis", random),
+        ("redis_admin_password", ctx.group("redis"), 16, "the password of Redis' admin user", random),
+    ]
+    if ctx.group("pgbouncer"):
+        needs.append(("pgbouncer_stats_password", ctx.group("pgbouncer"), 1, "PgBouncer's stats user password", random))
+    if ctx.group("db_replica"):
+        needs.append(("postgres_replication_password", ctx.in_groups(["db_primary", "db_replica"]), 1,
+                      "the password replicas stream with", random))
+    storage = list(ctx.group("object_storage"))
+    storage_users = storage + [h for h in app if h not in storage and _bool(ctx.setting(h, "mastodon_s3_enabled"))]
+    if storage_users:
+        needs += [
+            ("object_storage_access_key_id", storage_users, 1, "the object storage key id Mastodon writes media with",
+             '"<account>:<user>" (letters, digits, "-") with Swift, or your S3 provider\'s key id'),
+            ("object_storage_secret_access_key", storage_users, 16, "the object storage secret key",
+             random + " with Swift, or your S3 provider's secret key"),
+        ]
+    swift = [h for h in storage if ctx.setting(h, "object_storage_backend", "swift") == "swift"]
+    if swift:
+        needs.append(("object_storage_swift_hash_path_suffix", swift, 16, "Swift's hash path suffix", random))
+    return needs
+
+
+def check_secrets(ctx):
+    for name, hosts, min_length, what, how in _required_secrets(ctx):
+        missing, placeholder, short = [], [], []
+        for host in hosts:
+            state = (ctx.record(host).get("secrets") or {}).get(name) or {}
+            if state.get("unknown"):
+                continue
+            length = _int(state.get("length")) or 0
+            if state.get("placeholder"):
+                placeholder.append(host)
+            elif length == 0:
+                missing.append(host)
+            elif length < min_length:
+                short.append(host)
+        fix = f"set it in {SECRETS_FILE} to {how}, and keep that file encrypted (ansible-vault encrypt)"
+        if missing:
+            ctx.problems.append(f"{name} ({what}) is not set for {_hosts_text(missing)}: {fix}.")
+        if placeholder:
+            ctx.problems.append(f"{name} ({what}) is still a {PLACEHOLDER} placeholder for "
+                                f"{_hosts_text(placeholder)}: {fix}.")
+        if short:
+            ctx.problems.append(f"{name} ({what}) is shorter than {min_length} characters for "
+                                f"{_hosts_text(short)}: {fix}.")
+
+
+def _distinct(ctx, hosts, name):
+    values = {}
+    for host in hosts:
+        value = ctx.setting(host, name)
+        if not ctx.skip_unknown(host, value):
+            values.setdefault(value, []).append(host)
+    return values
+
+
+def check_domains(ctx):
+    hosts = ctx.in_groups(APP_GROUPS + ["proxy"])
+    if not hosts:
+        return
+    local = _distinct(ctx, hosts, "mastodon_local_domain")
+    if len(local) > 1:
+        ctx.problems.append(
+            "mastodon_local_domain differs between hosts ("
+            + "; ".join(f"{value!r} on {_hosts_text(h)}" for value, h in local.items())
+            + "): every host must use the same value. Set it once, in inventories/<env>/group_vars/all.")
+    for value, on in local.items():
+        if value in (None, "") or (isinstance(value, str) and value.startswith(PLACEHOLDER)):
+            ctx.problems.append(
+                f"mastodon_local_domain is not set (needed by {_hosts_text(on)}): set it to the domain of your "
+                f"users' handles (@alice@example.com: example.com) in inventories/<env>/group_vars/all.")
+        elif not is_dns_name(value):
+            ctx.problems.append(
+                f"mastodon_local_domain {value!r} is not a lowercase DNS name like example.com: fix it in "
+                f"inventories/<env>/group_vars/all (it can never change after the first setup).")
+    for host in hosts:
+        web = ctx.setting(host, "mastodon_web_domain") or ctx.setting(host, "mastodon_local_domain")
+        if web is not None and web != ctx.setting(host, "mastodon_local_domain") and not is_dns_name(web):
+            ctx.problems.append(
+                f"mastodon_web_domain {web!r} on {host} is not a lowercase DNS name like mastodon.example.com: "
+                f"fix it, or remove it to serve the web interface on mastodon_local_domain.")
+            break
+    for host in hosts:
+        media = ctx.setting(host, "mastodon_media_domain")
+        if media in (None, ""):
+            continue
+        web = ctx.setting(host, "mastodon_web_domain") or ctx.setting(host, "mastodon_local_domain")
+        if not is_dns_name(media):
+            ctx.problems.append(
+                f"mastodon_media_domain {media!r} is not a lowercase DNS name like files.example.com: fix it, "
+                f"or remove it to serve media without a media domain.")
+        elif media in (web, ctx.setting(host, "mastodon_local_domain")):
+            ctx.problems.append(
+                f"mastodon_media_domain {media!r} is the web domain: media must come from a name of their own "
+                f"(user uploads must not run with the site's cookies), e.g. files.{web}. Change "
+                f"mastodon_media_domain.")
+        break
+
+
+# --- 7. Operating systems -----------------------------------------------------------------------
+
+def check_os(ctx):
+    unsupported, unknown = [], []
+    for host in ctx.group("all"):
+        facts = ctx.record(host).get("os")
+        if not facts or not facts.get("distribution"):
+            unknown.append(host)
+            continue
+        dist, version, arch = facts.get("distribution"), str(facts.get("version")), facts.get("arch")
+        if version not in SUPPORTED_OS.get(dist, []) or arch not in SUPPORTED_ARCH:
+            unsupported.append(f"{host} ({dist} {version}, {arch})")
+    if unsupported:
+        ctx.problems.append(
+            f"Unsupported operating system on {', '.join(unsupported)}: the toolkit supports Debian 12 (bookworm) "
+            f"and 13 (trixie) on x86_64 or aarch64. Reinstall these hosts with one of them.")
+    if unknown:
+        ctx.problems.append(
+            f"No facts for {_hosts_text(unknown)} (outside this run and not in the fact cache, or unreachable): "
+            f"run without --limit, or make the hosts reachable, so their system can be checked.")
+
+
+# --- 5. TRUSTED_PROXY_IP ------------------------------------------------------------------------
+
+def _covers(entries, address):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address in entries
+    for entry in entries:
+        try:
+            if ip in ipaddress.ip_network(str(entry).strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def check_trusted_proxies(ctx):
+    proxies = {}
+    unknown = []
+    for proxy in ctx.group("proxy"):
+        address = ctx.record(proxy).get("address")
+        if ctx.skip_unknown(proxy, address):
+            continue
+        if address:
+            proxies[proxy] = address
+        else:
+            unknown.append(proxy)
+    if unknown:
+        ctx.problems.append(
+            f"No private address for the proxy {_hosts_text(unknown)} (no private_address and no default IPv4 "
+            f"fact): set private_address in its host entry.")
+    for web in ctx.group("web"):
+        trusted = ctx.setting(web, "mastodon_trusted_proxy_ips")
+        if ctx.skip_unknown(web, trusted):
+            continue
+        trusted = trusted or []
+        if isinstance(trusted, str):
+            trusted = [t.strip() for t in trusted.split(",") if t.strip()]
+        missing = [f"{proxy} ({address})" for proxy, address in proxies.items() if not _covers(trusted, address)]
+        if missing:
+            ctx.problems.append(
+                f"TRUSTED_PROXY_IP on {web} (mastodon_trusted_proxy_ips: {list(trusted)}) leaves out the proxy "
+                f"{', '.join(missing)}: Mastodon would take that proxy for the client of every request it passes "
+                f"(rate limits and IP blocks would hit everyone). Remove your override of mastodon_trusted_proxy_ips "
+                f"(the wiring lists every proxy's private_address) or add the missing address(es).")
+
+
+# --- 6. LOCAL_DOMAIN of an installed instance ---------------------------------------------------
+
+def check_installed_domains(ctx):
+    changed, unreadable = {}, []
+    for host in ctx.in_groups(APP_GROUPS):
+        env = ctx.record(host).get("env") or {}
+        if env.get("state") == "error":
+            unreadable.append(f"{host} ({env.get('path')}: {env.get('error')})")
+            continue
+        if env.get("state") != "read":
+            continue
+        values = env.get("values") or {}
+        local = ctx.setting(host, "mastodon_local_domain")
+        wanted = {"LOCAL_DOMAIN": local, "WEB_DOMAIN": ctx.setting(host, "mastodon_web_domain") or local}
+        for key, want in wanted.items():
+            have = values.get(key)
+            if have and have != want:
+                changed.setdefault((key, have, want), []).append(host)
+    for (key, have, want), hosts in changed.items():
+        var = "mastodon_local_domain" if key == "LOCAL_DOMAIN" else "mastodon_web_domain"
+        ctx.problems.append(
+            f"{_hosts_text(hosts)} already run Mastodon with {key}={have}, but {var} is now {want!r}: the domain "
+            f"cannot change after the first setup (accounts, keys and every federated URL carry it). Set {var} "
+            f"back to {have}; a new domain needs a new instance.")
+    if unreadable:
+        ctx.problems.append(
+            f"Could not read .env.production on {', '.join(unreadable)}: fix the access (the check reads it with "
+            f"become), so the domain of an installed instance can be compared.")
+
+
+# --- 3. Connection budget -----------------------------------------------------------------------
+
+def _not_a_number(ctx, host, name, raw, minimum=0):
+    if raw is None:
+        ctx.problems.append(
+            f"{name} on {host} could not be worked out (its template fails, or the host has no facts): fix the "
+            f"value in the inventory, or make sure the host's facts are gathered.")
+    else:
+        ctx.problems.append(f"{name} on {host} is {raw!r}, not a whole number >= {minimum}: set it to one (or "
+                            f"remove it for the role's default).")
+
+
+def _number(ctx, host, name, minimum=0):
+    raw = ctx.setting(host, name)
+    if ctx.skip_unknown(host, raw, name):
+        return None
+    value = _int(raw)
+    if value is None or value < minimum:
+        _not_a_number(ctx, host, name, raw, minimum)
+        return None
+    return value
+
+
+def _pg_limits(ctx, host):
+    """max_connections and the slots ordinary users cannot have (postgres_settings wins, as in the role)."""
+    settings = ctx.setting(host, "postgres_settings", {}) or {}
+    raw = settings.get("max_connections", ctx.setting(host, "postgres_max_connections"))
+    reserved = (_int(settings.get("superuser_reserved_connections", PG_SUPERUSER_RESERVED)) or 0) \
+        + (_int(settings.get("reserved_connections", 0)) or 0)
+    if ctx.skip_unknown(host, raw, "postgres_max_connections"):
+        return None, reserved
+    max_conn = _int(raw)
+    if max_conn is None:
+        _not_a_number(ctx, host, "postgres_max_connections", raw, 1)
+    return max_conn, reserved
+
+
+def _client_rows(ctx):
+    rows = []
+    for host in ctx.group("web"):
+        workers = _number(ctx, host, "mastodon_web_concurrency", minimum=1)
+        threads = _number(ctx, host, "mastodon_web_max_threads", minimum=1)
+        if workers is not None and threads is not None:
+            rows.append({"host": host, "process": "puma (workers x threads)", "count": workers, "each": threads,
+                         "connections": workers * threads})
+    for host in ctx.group("sidekiq"):
+        processes = ctx.setting(host, "mastodon_sidekiq_processes")
+        if ctx.skip_unknown(host, processes, "mastodon_sidekiq_processes"):
+            continue
+        if not isinstance(processes, list) or not all(isinstance(p, dict) for p in processes):
+            ctx.problems.append(f"mastodon_sidekiq_processes on {host} is not a list of processes: see "
+                                f"roles/mastodon_sidekiq/defaults/main.yml for its form.")
+            continue
+        for p in processes:
+            concurrency = _int(p.get("concurrency", SIDEKIQ_DEFAULT_CONCURRENCY))
+            count = _int(p.get("count", 1))
+            if concurrency is None or count is None:
+                ctx.problems.append(f"Sidekiq process {p.get('name')!r} on {host}: concurrency and count must be "
+                                    f"whole numbers.")
+                continue
+            rows.append({"host": host, "process": f"sidekiq {p.get('name')}", "count": count, "each": concurrency,
+                         "connections": count * concurrency})
+    for host in ctx.group("streaming"):
+        ports = ctx.setting(host, "mastodon_streaming_ports")
+        if ctx.skip_unknown(host, ports, "mastodon_streaming_ports"):
+            continue
+        pool = _number(ctx, host, "mastodon_streaming_db_pool", minimum=1)
+        if not isinstance(ports, list):
+            ctx.problems.append(f"mastodon_streaming_ports on {host} is not a list of ports.")
+            continue
+        if pool is not None:
+            rows.append({"host": host, "process": "streaming :" + ",".join(str(p) for p in ports),
+                         "count": len(ports), "each": pool, "connections": len(ports) * pool})
+    return rows
+
+
+def _pgbouncer_server(ctx, host):
+    """Server connections one PgBouncer may open: per database and user pair, pool + reserve
+    (capped by max_db_connections)."""
+    settings = ctx.setting(host, "pgbouncer_settings", {}) or {}
+    default_pool = _int(settings.get("default_pool_size", ctx.setting(host, "pgbouncer_default_pool_size")))
+    reserve = _int(settings.get("reserve_pool_size", ctx.setting(host, "pgbouncer_reserve_pool_size")))
+    max_db = _int(settings.get("max_db_connections", ctx.setting(host, "pgbouncer_max_db_connections", 0))) or 0
+    if default_pool is None or reserve is None:
+        if not ctx.skip_unknown(host, None if default_pool is None else reserve, "pgbouncer pools"):
+            ctx.problems.append(f"pgbouncer_default_pool_size and pgbouncer_reserve_pool_size on {host} must be "
+                                f"whole numbers: fix them (group_vars/pgbouncer.yml).")
+        return None, ""
+    databases = ctx.setting(host, "pgbouncer_databases", []) or [{}]
+    users = max(len(ctx.setting(host, "pgbouncer_auth_users", []) or []), 1)
+    total, parts = 0, []
+    for db in databases:
+        pool = _int((db or {}).get("pool_size")) or default_pool
+        per_db = (pool + reserve) * users
+        if max_db:
+            per_db = min(per_db, max_db)
+        total += per_db
+        parts.append(f"{pool}+{reserve}" + (f" x {users} users" if users > 1 else ""))
+    return total, " + ".join(f"({p})" for p in parts)
+
+
+def budget(ctx):
+    admin = _int(ctx.data.get("admin_connections"))
+    admin = 10 if admin is None else admin
+    rows = _client_rows(ctx)
+    rows.append({"host": "(admin)", "process": "tootctl, rake, psql", "count": 1, "each": admin, "connections": admin})
+    clients = sum(r["connections"] for r in rows)
+    consumers = ("or lower the consumers in the table (Puma workers x threads, Sidekiq concurrency x count, "
+                 "streaming ports x pool)")
+    limits = []  # (what, needs, limit, how to fix)
+
+    primary = (ctx.group("db_primary") or [None])[0]
+    p_max, p_reserved = _pg_limits(ctx, primary) if primary else (None, 0)
+    poolers = ctx.group("pgbouncer")
+    if poolers:
+        server_total, shapes = 0, []
+        for host in poolers:
+            settings = ctx.setting(host, "pgbouncer_settings", {}) or {}
+            raw = settings.get("max_client_conn", ctx.setting(host, "pgbouncer_max_client_conn"))
+            max_client = _int(raw)
+            if ctx.skip_unknown(host, raw, "pgbouncer_max_client_conn"):
+                pass
+            elif max_client is None:
+                _not_a_number(ctx, host, "pgbouncer_max_client_conn", raw, 1)
+            else:
+                limits.append((f"PgBouncer {host}: client connections (max_client_conn)", clients, max_client,
+                               f"raise pgbouncer_max_client_conn to at least {clients} (group_vars/pgbouncer.yml) "
+                               + consumers))
+            server, shape = _pgbouncer_server(ctx, host)
+            if server is not None:
+                server_total += server
+                shapes.append(shape)
+        if primary and p_max is not None:
+            pools = (f"{len(poolers)} x {shapes[0]}" if len(set(shapes)) == 1 else " + ".join(shapes)) if shapes else "?"
+            needs = server_total + admin + p_reserved
+            limits.append((f"PostgreSQL {primary} (primary): PgBouncer {pools} + {admin} admin + {p_reserved} reserved",
+                           needs, p_max,
+                           f"raise postgres_max_connections to at least {needs} (group_vars/db_primary.yml; replicas "
+                           f"need at least the primary's value) or lower pgbouncer_default_pool_size and "
+                           f"pgbouncer_reserve_pool_size (group_vars/pgbouncer.yml)"))
+    elif primary and p_max is not None:
+        needs = clients + p_reserved
+        limits.append((f"PostgreSQL {primary} (primary, no PgBouncer): {clients} clients + {p_reserved} reserved",
+                       needs, p_max,
+                       f"raise postgres_max_connections to at least {needs} (group_vars/db_primary.yml), add a "
+                       f"PgBouncer host, " + consumers))
+
+    replicas = ctx.group("db_replica")
+    if replicas:
+        first = replicas[0]
+        r_max, r_reserved = _pg_limits(ctx, first)
+        if r_max is not None:
+            needs = clients + r_reserved
+            limits.append((f"PostgreSQL {first} (replica, Mastodon's reads): {clients} clients + {r_reserved} reserved",
+                           needs, r_max,
+                           f"Mastodon reads from the first replica directly, with as many connections as its pools: "
+                           f"raise postgres_max_connections of the replicas to at least {needs} "
+                           f"(group_vars/db_replica.yml) " + consumers))
+        for host in replicas:
+            h_max = _int((ctx.setting(host, "postgres_settings", {}) or {}).get(
+                "max_connections", ctx.setting(host, "postgres_max_connections")))
+            if h_max is not None and p_max is not None and h_max < p_max:
+                ctx.problems.append(
+                    f"postgres_max_connections on the replica {host} is {h_max}, lower than the primary's {p_max}: a "
+                    f"hot standby refuses to start with less. Give the replicas at least the primary's value "
+                    f"(group_vars/db_replica.yml).")
+
+    for what, needs, limit, fix in limits:
+        if needs > limit:
+            ctx.problems.append(f"Connection budget: {what} = {needs}, over the limit of {limit}: {fix}.")
+    return rows, clients, limits
+
+
+def _table(ctx, rows, clients, limits):
+    host_w = max([len(r["host"]) for r in rows] + [len("host")])
+    proc_w = max([len(r["process"]) for r in rows] + [len("clients in total")])
+    lines = ["Connection budget: database connections each consumer may hold (DB_POOL per process)",
+             f"{'host':<{host_w}}  {'consumer':<{proc_w}}  {'procs':>5}  {'pool':>4}  {'conns':>6}"]
+    for r in rows:
+        lines.append(f"{r['host']:<{host_w}}  {r['process']:<{proc_w}}  {r['count']:>5}  {r['each']:>4}  "
+                     f"{r['connections']:>6}")
+    lines.append(f"{'':<{host_w}}  {'clients in total':<{proc_w}}  {'':>5}  {'':>4}  {clients:>6}")
+    if limits:
+        what_w = max(len(w) for w, _, _, _ in limits)
+        lines.append(f"{'limit':<{what_w}}  {'needs':>6}  {'max':>6}  status")
+        for what, needs, limit, _ in limits:
+            status = "ok" if needs <= limit else f"OVER by {needs - limit}"
+            lines.append(f"{what:<{what_w}}  {needs:>6}  {limit:>6}  {status}")
+    outside = [h for h in ctx.group("all") if not ctx.in_run(h)]
+    if outside:
+        lines.append(f"Outside this run (checked from the inventory and cached facts only): {', '.join(outside)}.")
+    if ctx.unknown:
+        lines.append(f"Left out: {', '.join(ctx.unknown)} (hosts outside this run: these settings need the other "
+                     f"hosts' context). Run without --limit for the whole budget.")
+    lines.append("Replicas' WAL senders do not count against max_connections (max_wal_senders is its own limit "
+                 "since PostgreSQL 12).")
+    return [line.rstrip() for line in lines]
+
+
+def _result(ctx, rows, clients, limits):
+    return {"problems": ctx.problems, "table": _table(ctx, rows, clients, limits), "rows": rows,
+            "totals": {"clients": clients,
+                       "limits": [{"what": w, "needs": n, "limit": m, "ok": n <= m} for w, n, m, _ in limits]}}
+
+
+def preflight_budget(data):
+    """Only the connection budget: {problems, table, rows, totals}."""
+    ctx = _Ctx(data)
+    return _result(ctx, *budget(ctx))
+
+
+def preflight_report(data):
+    """Every check, problems in a fixed order: {problems, table, rows, totals}."""
+    ctx = _Ctx(data)
+    check_groups(ctx)
+    check_secrets(ctx)
+    check_domains(ctx)
+    check_os(ctx)
+    check_trusted_proxies(ctx)
+    check_installed_domains(ctx)
+    if (ctx.data.get("fleet_problem") or "").strip():
+        ctx.problems.append(ctx.data["fleet_problem"].strip())
+    return _result(ctx, *budget(ctx))
+
+
+def preflight_env_file(result, path="", names=("LOCAL_DOMAIN", "WEB_DOMAIN")):
+    """What a slurp of .env.production (at `path`) says: {state: skipped|absent|read|error, path,
+    values, error}. Only the entries in `names` are kept: the file holds secrets."""
+    result = result or {}
+    path = path or result.get("source") or ""
+    if result.get("skipped"):
+        return {"state": "skipped", "path": path, "values": {}, "error": ""}
+    if result.get("unreachable"):
+        return {"state": "error", "path": path, "values": {}, "error": "unreachable: " + str(result.get("msg", ""))}
+    if "content" not in result:
+        msg = str(result.get("msg", ""))
+        if "not found" in msg.lower():
+            return {"state": "absent", "path": path, "values": {}, "error": ""}
+        return {"state": "error", "path": path, "values": {}, "error": msg.splitlines()[0] if msg else "unknown error"}
+    text = base64.b64decode(result["content"]).decode("utf-8", "replace")
+    values = {}
+    for match in re.finditer(r'^([A-Z0-9_]+)="?(.*?)"?\s*$', text, re.MULTILINE):
+        if match.group(1) in names:
+            values[match.group(1)] = match.group(2)
+    return {"state": "read", "path": path, "values": values, "error": ""}
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "preflight_report": preflight_report,
+            "preflight_budget": preflight_budget,
+            "preflight_env_file": preflight_env_file,
+        }

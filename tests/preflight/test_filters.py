@@ -1,0 +1,265 @@
+"""Unit tests of roles/preflight/filter_plugins/preflight.py (plain data in, problems and budget out).
+Run by tests/preflight/run, or: python3 -m unittest discover -s tests/preflight"""
+import base64
+import importlib.util
+import pathlib
+import unittest
+
+_PATH = pathlib.Path(__file__).resolve().parents[2] / "roles/preflight/filter_plugins/preflight.py"
+_SPEC = importlib.util.spec_from_file_location("preflight_filters", _PATH)
+pf = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(pf)
+
+SECRETS = {name: {"length": 32, "placeholder": False} for name in [
+    "mastodon_db_password", "redis_app_password", "redis_admin_password", "pgbouncer_stats_password",
+    "postgres_replication_password", "object_storage_access_key_id", "object_storage_secret_access_key",
+    "object_storage_swift_hash_path_suffix"]}
+DEBIAN = {"distribution": "Debian", "version": "12", "arch": "x86_64"}
+
+
+def host(groups, address, **settings):
+    base = {"mastodon_local_domain": "example.test", "mastodon_trusted_proxy_ips": ["10.0.0.10"],
+            "mastodon_web_concurrency": 2, "mastodon_web_max_threads": 5,
+            "mastodon_sidekiq_processes": [{"name": "all", "queues": ["default"], "concurrency": 10}],
+            "mastodon_streaming_ports": [4000], "mastodon_streaming_db_pool": 10,
+            "pgbouncer_max_client_conn": 1000, "pgbouncer_default_pool_size": 20, "pgbouncer_reserve_pool_size": 5,
+            "pgbouncer_max_db_connections": 0, "pgbouncer_databases": [{"name": "mastodon_production"}],
+            "pgbouncer_auth_users": ["mastodon"], "pgbouncer_settings": {},
+            "postgres_max_connections": 100, "postgres_settings": {}}
+    base.update(settings)
+    return {"groups": groups, "in_run": True, "address": address, "os": dict(DEBIAN), "settings": base,
+            "secrets": {k: dict(v) for k, v in SECRETS.items()}, "env": {"state": "absent"}}
+
+
+def inventory(**overrides):
+    """edge (proxy), app (web, streaming, sidekiq), db1 (primary, pgbouncer, redis), db2 (replica)."""
+    hosts = {
+        "edge": host(["mastodon", "proxy"], "10.0.0.10"),
+        "app": host(["mastodon", "web", "streaming", "sidekiq"], "10.0.0.21"),
+        "db1": host(["mastodon", "db_primary", "pgbouncer", "redis"], "10.0.0.41"),
+        "db2": host(["mastodon", "db_replica"], "10.0.0.42"),
+    }
+    groups = {"all": list(hosts), "proxy": ["edge"], "web": ["app"], "streaming": ["app"], "sidekiq": ["app"],
+              "db_primary": ["db1"], "db_replica": ["db2"], "pgbouncer": ["db1"], "redis": ["db1"]}
+    data = {"groups": groups, "hosts": hosts, "admin_connections": 10, "fleet_problem": ""}
+    for key, value in overrides.items():
+        data[key] = value
+    return data
+
+
+class Budget(unittest.TestCase):
+    def test_good_inventory_has_no_problem(self):
+        report = pf.preflight_report(inventory())
+        self.assertEqual(report["problems"], [])
+        # 2 workers x 5 threads + 10 sidekiq + 1 port x 10 + 10 admin
+        self.assertEqual(report["totals"]["clients"], 40)
+        self.assertEqual([r["connections"] for r in report["rows"]], [10, 10, 10, 10])
+        self.assertTrue(all(limit["ok"] for limit in report["totals"]["limits"]))
+        self.assertIn("WAL senders", report["table"][-1])
+
+    def test_sidekiq_counts_and_default_concurrency(self):
+        data = inventory()
+        data["hosts"]["app"]["settings"]["mastodon_sidekiq_processes"] = [
+            {"name": "ingress", "queues": ["ingress"], "concurrency": 5, "count": 4},
+            {"name": "rest", "queues": ["default"]}]
+        rows = [r for r in pf.preflight_budget(data)["rows"] if r["process"].startswith("sidekiq")]
+        self.assertEqual([(r["count"], r["each"], r["connections"]) for r in rows], [(4, 5, 20), (1, 5, 5)])
+
+    def test_string_numbers_from_templates(self):
+        data = inventory()
+        data["hosts"]["app"]["settings"]["mastodon_web_concurrency"] = "3"
+        self.assertEqual(pf.preflight_budget(data)["rows"][0]["connections"], 15)
+
+    def test_pgbouncer_server_side_over_max_connections(self):
+        data = inventory()
+        data["groups"]["pgbouncer"] = ["db1", "db2"]
+        data["groups"]["db_replica"] = []
+        data["hosts"]["db2"]["groups"] = ["mastodon", "pgbouncer"]
+        for name in ("db1", "db2"):
+            data["hosts"][name]["settings"]["pgbouncer_default_pool_size"] = 40
+        report = pf.preflight_report(data)
+        # 2 x (40 + 5) + 10 admin + 3 reserved = 103 > 100
+        self.assertEqual(len(report["problems"]), 1)
+        self.assertIn("PgBouncer 2 x (40+5) + 10 admin + 3 reserved = 103, over the limit of 100",
+                      report["problems"][0])
+        self.assertIn("pgbouncer_default_pool_size", report["problems"][0])
+
+    def test_pool_size_per_database_and_max_db_connections_cap(self):
+        data = inventory()
+        settings = data["hosts"]["db1"]["settings"]
+        settings["pgbouncer_databases"] = [{"name": "mastodon_production", "pool_size": 200}]
+        self.assertIn("= 218, over the limit of 100", " ".join(pf.preflight_report(data)["problems"]))
+        settings["pgbouncer_max_db_connections"] = 50
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+
+    def test_client_total_over_max_client_conn(self):
+        data = inventory()
+        data["hosts"]["db1"]["settings"]["pgbouncer_settings"] = {"max_client_conn": 30}
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("PgBouncer db1: client connections (max_client_conn) = 40, over the limit of 30", problems[0])
+
+    def test_without_pgbouncer_clients_go_straight_to_the_primary(self):
+        data = inventory()
+        data["groups"]["pgbouncer"] = []
+        data["hosts"]["app"]["settings"]["mastodon_web_concurrency"] = 18
+        problems = pf.preflight_report(data)["problems"]
+        # 90 + 10 + 10 + 10 = 120 clients, + 3 reserved, on the primary and on the replica
+        self.assertEqual(len(problems), 2)
+        self.assertIn("(primary, no PgBouncer): 120 clients + 3 reserved = 123, over the limit of 100", problems[0])
+        self.assertIn("(replica, Mastodon's reads): 120 clients + 3 reserved = 123", problems[1])
+
+    def test_postgres_settings_override_and_reserved_connections(self):
+        data = inventory()
+        data["groups"]["pgbouncer"] = []
+        data["hosts"]["db1"]["settings"]["postgres_settings"] = {"max_connections": 42,
+                                                                 "superuser_reserved_connections": 2}
+        problems = pf.preflight_report(data)["problems"]
+        self.assertRegex("\n".join(pf.preflight_budget(data)["table"]), r"40 clients \+ 2 reserved +42 +42 +ok")
+        self.assertFalse([p for p in problems if "(primary" in p])
+
+    def test_replica_needs_at_least_the_primarys_max_connections(self):
+        data = inventory()
+        data["hosts"]["db2"]["settings"]["postgres_max_connections"] = 50
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("replica db2 is 50, lower than the primary's 100", problems[0])
+
+    def test_unrenderable_number_is_a_problem(self):
+        data = inventory()
+        data["hosts"]["app"]["settings"]["mastodon_web_concurrency"] = None
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("mastodon_web_concurrency on app could not be worked out", problems[0])
+
+    def test_hosts_outside_the_run_are_left_out_quietly(self):
+        data = inventory()
+        data["hosts"]["db2"]["in_run"] = False
+        data["hosts"]["db2"]["settings"]["postgres_max_connections"] = None
+        report = pf.preflight_report(data)
+        self.assertEqual(report["problems"], [])
+        self.assertIn("Left out: db2 postgres_max_connections", "\n".join(report["table"]))
+        self.assertIn("Outside this run (checked from the inventory and cached facts only): db2.",
+                      report["table"])
+
+    def test_table_columns_line_up(self):
+        table = pf.preflight_budget(inventory())["table"]
+        header = table[1]
+        for line in table[2:6]:
+            self.assertEqual(len(line), len(header))
+
+
+class Inventory(unittest.TestCase):
+    def test_groups(self):
+        data = inventory()
+        data["groups"]["all"].append("stray")
+        data["hosts"]["stray"] = host(["ungrouped"], "10.0.0.99")
+        data["groups"]["proxy"] = []
+        data["groups"]["db_primary"] = ["db1", "db2"]
+        problems = pf.preflight_report(data)["problems"]
+        # edge was only a proxy
+        self.assertIn("Hosts in no group of the model: edge, stray.", problems[0])
+        self.assertIn("Group proxy has no hosts", problems[1])
+        self.assertIn("Group db_primary has 2 hosts (db1, db2)", problems[2])
+        self.assertIn("db2 in both db_primary and db_replica", problems[3])
+
+    def test_secrets(self):
+        data = inventory()
+        data["hosts"]["db1"]["secrets"]["redis_admin_password"] = {"length": 0, "placeholder": False}
+        data["hosts"]["db1"]["secrets"]["mastodon_db_password"] = {"length": 9, "placeholder": True}
+        data["hosts"]["app"]["secrets"]["redis_app_password"] = {"length": 8, "placeholder": False}
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 3)
+        self.assertIn("mastodon_db_password (the database password of Mastodon's role) is still a CHANGE-ME "
+                      "placeholder for db1", problems[0])
+        self.assertIn("redis_app_password (the password Mastodon uses for Redis) is shorter than 16 characters "
+                      "for app", problems[1])
+        self.assertIn("redis_admin_password (the password of Redis' admin user) is not set for db1", problems[2])
+
+    def test_object_storage_secrets_only_with_object_storage(self):
+        data = inventory()
+        data["hosts"]["app"]["secrets"]["object_storage_secret_access_key"] = {"length": 0, "placeholder": False}
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+        data["groups"]["object_storage"] = ["db2"]
+        data["hosts"]["app"]["settings"]["mastodon_s3_enabled"] = True
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("object_storage_secret_access_key (the object storage secret key) is not set for app", problems[0])
+
+    def test_domains(self):
+        self.assertTrue(pf.is_dns_name("files.example.com"))
+        for bad in ("Example.com", "example", "-a.example", "a..example", "example.com.", "1.2.3.4", None):
+            self.assertFalse(pf.is_dns_name(bad), bad)
+        data = inventory()
+        for name in ("edge", "app"):
+            data["hosts"][name]["settings"]["mastodon_media_domain"] = "example.test"
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("mastodon_media_domain 'example.test' is the web domain", problems[0])
+        data["hosts"]["app"]["settings"]["mastodon_local_domain"] = "other.test"
+        self.assertIn("mastodon_local_domain differs between hosts", " ".join(pf.preflight_report(data)["problems"]))
+
+    def test_placeholder_domain_is_missing(self):
+        data = inventory()
+        for name in ("edge", "app"):
+            data["hosts"][name]["settings"]["mastodon_local_domain"] = "CHANGE-ME"
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("mastodon_local_domain is not set (needed by app, edge)", problems[0])
+
+    def test_os(self):
+        data = inventory()
+        data["hosts"]["db2"]["os"] = {"distribution": "Debian", "version": "13", "arch": "aarch64"}
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+        data["hosts"]["db2"]["os"] = {"distribution": "Debian", "version": "11", "arch": "x86_64"}
+        data["hosts"]["edge"]["os"] = None
+        problems = pf.preflight_report(data)["problems"]
+        self.assertIn("Unsupported operating system on db2 (Debian 11, x86_64)", problems[0])
+        self.assertIn("No facts for edge", problems[1])
+
+    def test_trusted_proxies_by_address_or_cidr(self):
+        self.assertTrue(pf._covers(["10.0.0.0/24"], "10.0.0.10"))
+        self.assertTrue(pf._covers(["fd00::/8"], "fd00::1"))
+        self.assertFalse(pf._covers(["10.0.1.0/24", "not-an-ip"], "10.0.0.10"))
+        data = inventory()
+        data["groups"]["proxy"] = ["edge", "db2"]
+        data["hosts"]["app"]["settings"]["mastodon_trusted_proxy_ips"] = "10.0.0.8/30"
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("leaves out the proxy db2 (10.0.0.42)", problems[0])
+
+    def test_installed_domain(self):
+        data = inventory()
+        data["hosts"]["app"]["env"] = {"state": "read", "path": "/x/.env.production",
+                                       "values": {"LOCAL_DOMAIN": "old.test", "WEB_DOMAIN": "example.test"}}
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertIn("app already run Mastodon with LOCAL_DOMAIN=old.test, but mastodon_local_domain is now "
+                      "'example.test'", problems[0])
+        data["hosts"]["app"]["env"] = {"state": "error", "path": "/x/.env.production", "error": "sudo: a password"}
+        self.assertIn("Could not read .env.production on app", pf.preflight_report(data)["problems"][0])
+
+    def test_fleet_problem_is_one_line(self):
+        problems = pf.preflight_report(inventory(fleet_problem="Sidekiq processes: two schedulers. "))["problems"]
+        self.assertEqual(problems, ["Sidekiq processes: two schedulers."])
+
+
+class EnvFile(unittest.TestCase):
+    def slurped(self, text):
+        return {"content": base64.b64encode(text.encode()).decode(), "source": "/x/.env.production"}
+
+    def test_keeps_only_the_domains(self):
+        env = pf.preflight_env_file(self.slurped('LOCAL_DOMAIN=a.test\nWEB_DOMAIN="b.test"\nDB_PASS=secret\n'))
+        self.assertEqual(env, {"state": "read", "path": "/x/.env.production",
+                               "values": {"LOCAL_DOMAIN": "a.test", "WEB_DOMAIN": "b.test"}, "error": ""})
+
+    def test_missing_skipped_and_failed_reads(self):
+        self.assertEqual(pf.preflight_env_file({"failed": True, "msg": "file not found: /x"})["state"], "absent")
+        self.assertEqual(pf.preflight_env_file({"skipped": True})["state"], "skipped")
+        failed = pf.preflight_env_file({"failed": True, "msg": "Permission denied\nmore"}, "/x/.env.production")
+        self.assertEqual((failed["state"], failed["path"], failed["error"]),
+                         ("error", "/x/.env.production", "Permission denied"))
+
+
+if __name__ == "__main__":
+    unittest.main()
