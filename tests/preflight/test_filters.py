@@ -47,6 +47,13 @@ def inventory(**overrides):
     return data
 
 
+def assert_one_problem(test, data, text):
+    """The report on data has exactly one problem, and it says text."""
+    problems = pf.preflight_report(data)["problems"]
+    test.assertEqual(len(problems), 1, problems)
+    test.assertIn(text, problems[0])
+
+
 class Budget(unittest.TestCase):
     def test_good_inventory_has_no_problem(self):
         report = pf.preflight_report(inventory())
@@ -95,9 +102,7 @@ class Budget(unittest.TestCase):
     def test_client_total_over_max_client_conn(self):
         data = inventory()
         data["hosts"]["db1"]["settings"]["pgbouncer_settings"] = {"max_client_conn": 30}
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("PgBouncer db1: client connections (max_client_conn) = 40, over the limit of 30", problems[0])
+        assert_one_problem(self, data, "PgBouncer db1: client connections (max_client_conn) = 40, over the limit of 30")
 
     def test_without_pgbouncer_clients_go_straight_to_the_primary(self):
         data = inventory()
@@ -121,16 +126,12 @@ class Budget(unittest.TestCase):
     def test_replica_needs_at_least_the_primarys_max_connections(self):
         data = inventory()
         data["hosts"]["db2"]["settings"]["postgres_max_connections"] = 50
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("replica db2 is 50, lower than the primary's 100", problems[0])
+        assert_one_problem(self, data, "replica db2 is 50, lower than the primary's 100")
 
     def test_unrenderable_number_is_a_problem(self):
         data = inventory()
         data["hosts"]["app"]["settings"]["mastodon_web_concurrency"] = None
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("mastodon_web_concurrency on app could not be worked out", problems[0])
+        assert_one_problem(self, data, "mastodon_web_concurrency on app could not be worked out")
 
     def test_hosts_outside_the_run_are_left_out_quietly(self):
         data = inventory()
@@ -182,9 +183,7 @@ class Inventory(unittest.TestCase):
         self.assertEqual(pf.preflight_report(data)["problems"], [])
         data["groups"]["object_storage"] = ["db2"]
         data["hosts"]["app"]["settings"]["mastodon_s3_enabled"] = True
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("object_storage_secret_access_key (the object storage secret key) is not set for app", problems[0])
+        assert_one_problem(self, data, "object_storage_secret_access_key (the object storage secret key) is not set for app")
 
     def test_domains(self):
         self.assertTrue(pf.is_dns_name("files.example.com"))
@@ -193,9 +192,7 @@ class Inventory(unittest.TestCase):
         data = inventory()
         for name in ("edge", "app"):
             data["hosts"][name]["settings"]["mastodon_media_domain"] = "example.test"
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("mastodon_media_domain 'example.test' is the web domain", problems[0])
+        assert_one_problem(self, data, "mastodon_media_domain 'example.test' is the web domain")
         data["hosts"]["app"]["settings"]["mastodon_local_domain"] = "other.test"
         self.assertIn("mastodon_local_domain differs between hosts", " ".join(pf.preflight_report(data)["problems"]))
 
@@ -203,9 +200,7 @@ class Inventory(unittest.TestCase):
         data = inventory()
         for name in ("edge", "app"):
             data["hosts"][name]["settings"]["mastodon_local_domain"] = "CHANGE-ME"
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("mastodon_local_domain is not set (needed by app, edge)", problems[0])
+        assert_one_problem(self, data, "mastodon_local_domain is not set (needed by app, edge)")
 
     def test_os(self):
         data = inventory()
@@ -224,18 +219,14 @@ class Inventory(unittest.TestCase):
         data = inventory()
         data["groups"]["proxy"] = ["edge", "db2"]
         data["hosts"]["app"]["settings"]["mastodon_trusted_proxy_ips"] = "10.0.0.8/30"
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("leaves out the proxy db2 (10.0.0.42)", problems[0])
+        assert_one_problem(self, data, "leaves out the proxy db2 (10.0.0.42)")
 
     def test_installed_domain(self):
         data = inventory()
         data["hosts"]["app"]["env"] = {"state": "read", "path": "/x/.env.production",
                                        "values": {"LOCAL_DOMAIN": "old.test", "WEB_DOMAIN": "example.test"}}
-        problems = pf.preflight_report(data)["problems"]
-        self.assertEqual(len(problems), 1)
-        self.assertIn("app already run Mastodon with LOCAL_DOMAIN=old.test, but mastodon_local_domain is now "
-                      "'example.test'", problems[0])
+        assert_one_problem(self, data, "app already run Mastodon with LOCAL_DOMAIN=old.test, but mastodon_local_domain "
+                           "is now 'example.test'")
         data["hosts"]["app"]["env"] = {"state": "error", "path": "/x/.env.production", "error": "sudo: a password"}
         self.assertIn("Could not read .env.production on app", pf.preflight_report(data)["problems"][0])
 
