@@ -25,7 +25,11 @@ def host(groups, address, **settings):
             "pgbouncer_max_client_conn": 1000, "pgbouncer_default_pool_size": 20, "pgbouncer_reserve_pool_size": 5,
             "pgbouncer_max_db_connections": 0, "pgbouncer_databases": [{"name": "mastodon_production"}],
             "pgbouncer_auth_users": ["mastodon"], "pgbouncer_settings": {},
-            "postgres_max_connections": 100, "postgres_settings": {}}
+            "postgres_max_connections": 100, "postgres_settings": {},
+            # The release and the project's defaults for it: NodeSource's Node 24, Ruby from rbenv at the
+            # checkout's .ruby-version, Debian's PostgreSQL.
+            "mastodon_version": "v4.6.5", "mastodon_node_source": "nodesource", "mastodon_node_major": 24,
+            "mastodon_ruby_source": "rbenv", "mastodon_ruby_version": "", "postgres_version": ""}
     base.update(settings)
     return {"groups": groups, "in_run": True, "address": address, "os": dict(DEBIAN), "settings": base,
             "secrets": {k: dict(v) for k, v in SECRETS.items()}, "env": {"state": "absent"}}
@@ -233,6 +237,126 @@ class Inventory(unittest.TestCase):
     def test_fleet_problem_is_one_line(self):
         problems = pf.preflight_report(inventory(fleet_problem="Sidekiq processes: two schedulers. "))["problems"]
         self.assertEqual(problems, ["Sidekiq processes: two schedulers."])
+
+
+def release(version, debian="13", **settings):
+    """inventory() with mastodon_version on every host, the app host's settings and every host on that Debian."""
+    data = inventory()
+    for record in data["hosts"].values():
+        record["settings"]["mastodon_version"] = version
+        record["os"]["version"] = debian
+    data["hosts"]["app"]["settings"].update(settings)
+    return data
+
+
+class Release(unittest.TestCase):
+    """check_release: the chosen release's floors against what the inventory's choices give."""
+
+    def test_46_with_debians_node_on_13_is_refused_with_the_reason(self):
+        assert_one_problem(self, release("v4.6.5", mastodon_node_source="debian"),
+                           "Mastodon 4.6 (v4.6.5) needs Node >= 22 (package.json engines), but Debian 13's nodejs is "
+                           "20 on app (mastodon_node_source: debian): use mastodon_node_source: nodesource with "
+                           "mastodon_node_major: 24 (upstream's .nvmrc).")
+
+    def test_46_with_nodesource_24_is_fine(self):
+        for debian in ("12", "13"):
+            report = pf.preflight_report(release("v4.6.5", debian, mastodon_node_major=24))
+            self.assertEqual(report["problems"], [])
+            self.assertEqual(report["release"], ["Release: Mastodon 4.6 (v4.6.5) needs Ruby >= 3.3 < 4.1, "
+                                                 "Node >= 22, PostgreSQL >= 14, Redis >= 7.0, FFmpeg >= 5.1."])
+
+    def test_46_with_nodesource_20_is_refused(self):
+        assert_one_problem(self, release("v4.6.5", mastodon_node_major="20"),
+                           "needs Node >= 22 (package.json engines), but mastodon_node_major is 20 on app: set "
+                           "mastodon_node_major: 24")
+
+    def test_45_with_debians_node_and_ruby_on_13_is_fine(self):
+        # The whole-stack scenarios' choice (molecule/basement/inventory/group_vars/all/test.yml).
+        report = pf.preflight_report(release("v4.5.0", "13", mastodon_node_source="debian",
+                                             mastodon_ruby_source="system"))
+        self.assertEqual(report["problems"], [])
+        self.assertEqual(report["release"], ["Release: Mastodon 4.5 (v4.5.0) needs Ruby >= 3.2 < 3.5, Node >= 20, "
+                                             "PostgreSQL >= 14, Redis >= 7.0."])
+
+    def test_45_with_debians_node_on_12_is_refused(self):
+        assert_one_problem(self, release("v4.5.15", "12", mastodon_node_source="debian"),
+                           "Mastodon 4.5 (v4.5.15) needs Node >= 20 (package.json engines), but Debian 12's nodejs "
+                           "is 18 on app")
+
+    def test_46_with_system_ruby_on_12_is_refused(self):
+        assert_one_problem(self, release("v4.6.5", "12", mastodon_ruby_source="system"),
+                           "Mastodon 4.6 (v4.6.5) needs Ruby >= 3.3 and < 4.1 (Gemfile), but Debian 12's ruby is 3.1 "
+                           "on app (mastodon_ruby_source: system): use mastodon_ruby_source: rbenv")
+        self.assertEqual(pf.preflight_report(release("v4.6.5", "13", mastodon_ruby_source="system"))["problems"], [])
+
+    def test_rbenv_checks_only_a_pinned_ruby(self):
+        self.assertEqual(pf.preflight_report(release("v4.6.5", "12", mastodon_ruby_version=""))["problems"], [])
+        self.assertEqual(pf.preflight_report(release("v4.6.5", mastodon_ruby_version="4.0.5"))["problems"], [])
+        assert_one_problem(self, release("v4.6.5", mastodon_ruby_version="3.2.9"),
+                           "needs Ruby >= 3.3 and < 4.1 (Gemfile), but mastodon_ruby_version is 3.2.9 on app")
+        # 4.5's Gemfile stops below 3.5.
+        assert_one_problem(self, release("v4.5.15", mastodon_ruby_version="4.0.5"), "Ruby >= 3.2 and < 3.5")
+
+    def test_44_is_refused(self):
+        data = release("v4.4.3", mastodon_node_source="debian")
+        assert_one_problem(self, data, "mastodon_version v4.4.3 on app is Mastodon 4.4, older than the toolkit "
+                           "supports (Mastodon 4.5 and newer): set mastodon_version to a v4.5.x or v4.6.x release "
+                           "tag (newest known: v4.6.5).")
+        self.assertEqual(pf.preflight_report(data)["release"], [])
+
+    def test_a_commit_or_branch_gets_the_newest_floors(self):
+        for version in ("0123456789abcdef0123456789abcdef01234567", "main", "stable-4.5", "4.5.2"):
+            problems = pf.preflight_report(release(version, mastodon_node_source="debian"))["problems"]
+            self.assertEqual(len(problems), 1, problems)
+            self.assertIn(f"Mastodon at {version!r} (not a vX.Y.Z tag, so checked as the newest series, 4.6) needs "
+                          f"Node >= 22", problems[0])
+
+    def test_series_and_floors(self):
+        self.assertEqual(pf.release_series("v4.6.0-rc.1"), (4, 6))
+        self.assertIsNone(pf.release_series("v4.6"))
+        self.assertEqual(pf.release_floors("v4.5.3")["node"], 20)
+        newer = pf.release_floors("v4.7.0")
+        self.assertEqual((newer["node"], newer["supported"]), (22, True))
+        self.assertIn("newer than the toolkit knows, so checked as 4.6", newer["label"])
+        self.assertFalse(pf.release_floors("v3.5.19")["supported"])
+
+    def test_postgresql_of_the_primary(self):
+        data = release("v4.6.5")
+        data["hosts"]["db1"]["settings"]["postgres_version"] = 13
+        assert_one_problem(self, data, "Mastodon 4.6 (v4.6.5) needs PostgreSQL >= 14 (lib/tasks/db.rake refuses "
+                           "older), but postgres_version is 13 on db1: set postgres_version to 14 or newer")
+        data["hosts"]["db1"]["settings"]["postgres_version"] = "16"
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+
+    def test_debians_redis_and_ffmpeg(self):
+        # Debian 12 and 13 meet both floors; a release that needed more would be refused per host.
+        saved = pf.DEBIAN_PROVIDES["12"]
+        try:
+            pf.DEBIAN_PROVIDES["12"] = dict(saved, redis=(6, 0), ffmpeg=(4, 4))
+            problems = pf.preflight_report(release("v4.6.5", "12"))["problems"]
+        finally:
+            pf.DEBIAN_PROVIDES["12"] = saved
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("needs FFmpeg >= 5.1 (upstream's README), but Debian 12's ffmpeg is 4.4 on app", problems[0])
+        self.assertIn("needs Redis >= 7.0 (upstream's README), but Debian 12's redis is 6.0 on db1", problems[1])
+
+    def test_hosts_with_one_problem_share_its_line(self):
+        data = release("v4.6.5", mastodon_node_source="debian")
+        data["hosts"]["app2"] = host(["mastodon", "sidekiq"], "10.0.0.22", mastodon_node_source="debian")
+        data["hosts"]["app2"]["os"]["version"] = "13"
+        data["groups"]["all"].append("app2")
+        data["groups"]["sidekiq"].append("app2")
+        assert_one_problem(self, data, "Debian 13's nodejs is 20 on app, app2 (mastodon_node_source: debian)")
+
+    def test_unknown_system_or_version_is_left_to_other_checks(self):
+        data = release("v4.6.5", mastodon_node_source="debian")
+        data["hosts"]["app"]["os"] = {"distribution": "Ubuntu", "version": "24", "arch": "x86_64"}
+        assert_one_problem(self, data, "Unsupported operating system on app (Ubuntu 24, x86_64)")
+        data = release("v4.6.5", mastodon_node_source="debian")
+        data["hosts"]["app"]["in_run"] = False
+        data["hosts"]["app"]["settings"]["mastodon_version"] = None
+        report = pf.preflight_report(data)
+        self.assertEqual((report["problems"], report["release"]), ([], []))
 
 
 class EnvFile(unittest.TestCase):

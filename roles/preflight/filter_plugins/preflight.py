@@ -15,7 +15,8 @@ Input of preflight_report (every key optional):
       env: {state: absent|read|error|skipped, path, values: {LOCAL_DOMAIN, WEB_DOMAIN}, error}}}
   admin_connections: 10                  headroom for tootctl, rake and psql
   fleet_problem: ""                      the mastodon_sidekiq fleet check's message, if it failed
-Output: {problems: [..], table: [lines], rows: [..], totals: {..}}
+Output: {problems: [..], table: [lines], rows: [..], totals: {..}, release: [lines]}; `release` says
+which floors of the chosen Mastodon release were checked (one line per mastodon_version).
 """
 
 import base64
@@ -266,6 +267,174 @@ def check_os(ctx):
         ctx.problems.append(
             f"No facts for {_hosts_text(unknown)} (outside this run and not in the fact cache, or unreachable): "
             f"run without --limit, or make the hosts reachable, so their system can be checked.")
+
+
+# --- 8. What the chosen Mastodon release needs ---------------------------------------------------
+# Floors of each release series the toolkit deploys, read from upstream Mastodon's source
+# (github.com/mastodon/mastodon) at the newest release of the series:
+#   4.6: v4.6.5, commit 1440d55b139e39ec722c2a3db7f60b66cd889048 ("Bump version to v4.6.5")
+#   4.5: v4.5.15, commit bf046ffab90464faff67f98a0fbd9fca3058e588 ("Bump version to v4.5.15")
+# ruby: Gemfile:4 (`ruby '>= X', '< Y'`, bundler refuses any other Ruby); node: package.json:6 and
+# streaming/package.json:6 (engines); node_recommended: .nvmrc:1 (24.17 / 24.10); postgresql:
+# lib/tasks/db.rake:66 (aborts below 14.0; CHANGELOG.md "Remove support for PostgreSQL 13" in 4.5.0)
+# and README.md:60; redis: README.md:61; ffmpeg: README.md:63 of 4.6 and its CHANGELOG.md:260
+# (`fps_mode`, "FFmpeg >= 5.1 now required"); 4.5 states no FFmpeg floor.
+RELEASES = {
+    (4, 6): {"tag": "v4.6.5", "ruby": ((3, 3), (4, 1)), "node": 22, "node_recommended": 24,
+             "postgresql": 14, "redis": (7, 0), "ffmpeg": (5, 1)},
+    (4, 5): {"tag": "v4.5.15", "ruby": ((3, 2), (3, 5)), "node": 20, "node_recommended": 24,
+             "postgresql": 14, "redis": (7, 0), "ffmpeg": None},
+}
+NEWEST_SERIES = max(RELEASES)
+OLDEST_SERIES = min(RELEASES)
+# What Debian ships, by major release (bookworm: nodejs 18, ruby 3.1, postgresql 15, redis 7.0,
+# ffmpeg 5.1; trixie: nodejs 20, ruby 3.3, postgresql 17, redis 8.0, ffmpeg 7.1). PostgreSQL's
+# column is the postgres role's own table (roles/postgres/vars/main.yml, __postgres_debian_versions).
+DEBIAN_PROVIDES = {
+    "12": {"nodejs": (18,), "ruby": (3, 1), "postgresql": (15,), "redis": (7, 0), "ffmpeg": (5, 1)},
+    "13": {"nodejs": (20,), "ruby": (3, 3), "postgresql": (17,), "redis": (8, 0), "ffmpeg": (7, 1)},
+}
+_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?$")
+
+
+def _v(numbers):
+    return ".".join(str(n) for n in numbers)
+
+
+def release_series(version):
+    """(major, minor) of a release tag ('v4.6.5', 'v4.6.0-rc.1'); None for anything else (a commit,
+    a branch), which is checked against the newest series known."""
+    match = _TAG.match(str(version).strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def release_floors(version):
+    """What mastodon_version needs: {series, label, supported, ruby, node, node_recommended,
+    postgresql, redis, ffmpeg}. A series newer than the newest known gets the newest floors."""
+    series = release_series(version)
+    if series is None:
+        label = (f"Mastodon at {version!r} (not a vX.Y.Z tag, so checked as the newest series, "
+                 f"{_v(NEWEST_SERIES)})")
+        return dict(RELEASES[NEWEST_SERIES], series=NEWEST_SERIES, label=label, supported=True)
+    label = f"Mastodon {_v(series)} ({version})"
+    if series < OLDEST_SERIES:
+        return {"series": series, "label": label, "supported": False}
+    known = series if series in RELEASES else max(s for s in RELEASES if s <= series)
+    if known != series:
+        label = f"Mastodon {_v(series)} ({version}, newer than the toolkit knows, so checked as {_v(known)})"
+    return dict(RELEASES[known], series=series, label=label, supported=True)
+
+
+def _version_tuple(value):
+    """(3, 4) of '3.4.7', (16,) of 16 or '16'; None when it is no version."""
+    if value is None or isinstance(value, bool):
+        return None
+    match = re.match(r"^\s*(\d+)(?:\.(\d+))?", str(value))
+    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+
+
+def _debian(ctx, host):
+    """What Debian ships on host, or None when its system is unknown or unsupported (check_os says so)."""
+    facts = ctx.record(host).get("os") or {}
+    if facts.get("distribution") != "Debian":
+        return None, None
+    version = str(facts.get("version"))
+    return version, DEBIAN_PROVIDES.get(version)
+
+
+def _release_problems(ctx, host, floors, found):
+    """Node and Ruby of one app host against floors; problems go to found {text with {hosts}: [hosts]}."""
+    def note(text):
+        found.setdefault(text, []).append(host)
+
+    osv, debian = _debian(ctx, host)
+    label = floors["label"]
+    node_source = ctx.setting(host, "mastodon_node_source")
+    need = floors["node"]
+    why = "package.json engines"
+    if node_source == "debian" and debian and debian["nodejs"] < (need,):
+        note(f"{label} needs Node >= {need} ({why}), but Debian {osv}'s nodejs is {_v(debian['nodejs'])} on "
+             f"{{hosts}} (mastodon_node_source: debian): use mastodon_node_source: nodesource with "
+             f"mastodon_node_major: {floors['node_recommended']} (upstream's .nvmrc).")
+    elif node_source == "nodesource":
+        major = _int(ctx.setting(host, "mastodon_node_major"))
+        if major is not None and major < need:
+            note(f"{label} needs Node >= {need} ({why}), but mastodon_node_major is {major} on {{hosts}}: set "
+                 f"mastodon_node_major: {floors['node_recommended']} (upstream's .nvmrc).")
+    low, high = floors["ruby"]
+    wants = f"Ruby >= {_v(low)} and < {_v(high)} (Gemfile)"
+    ruby_source = ctx.setting(host, "mastodon_ruby_source")
+    if ruby_source == "system" and debian and not low <= debian["ruby"] < high:
+        note(f"{label} needs {wants}, but Debian {osv}'s ruby is {_v(debian['ruby'])} on {{hosts}} "
+             f"(mastodon_ruby_source: system): use mastodon_ruby_source: rbenv (it builds the Ruby the release's "
+             f".ruby-version names).")
+    elif ruby_source == "rbenv":
+        # Empty: the checkout's .ruby-version, in range by construction; a pinned version is checked.
+        pinned = _version_tuple(ctx.setting(host, "mastodon_ruby_version"))
+        if pinned is not None and not low <= pinned[:2] < high:
+            note(f"{label} needs {wants}, but mastodon_ruby_version is "
+                 f"{ctx.setting(host, 'mastodon_ruby_version')} on {{hosts}}: set it to \"\" to build the Ruby "
+                 f"the release's .ruby-version names.")
+    ffmpeg = floors.get("ffmpeg")
+    if ffmpeg and debian and debian["ffmpeg"] < ffmpeg:
+        note(f"{label} needs FFmpeg >= {_v(ffmpeg)} (upstream's README), but Debian {osv}'s ffmpeg is "
+             f"{_v(debian['ffmpeg'])} on {{hosts}}: run these hosts on Debian 13.")
+
+
+def check_release(ctx):
+    """The chosen release (mastodon_version) against what each app host's Ruby and Node, the
+    primary's PostgreSQL and the Redis hosts give. Returns the floors applied, one line per version."""
+    found, old, applied = {}, {}, {}
+    newest = None
+    for host in ctx.in_groups(APP_GROUPS):
+        version = ctx.setting(host, "mastodon_version")
+        if version is None:  # outside the run and not renderable there: the run that includes it checks it
+            continue
+        floors = release_floors(version)
+        if not floors["supported"]:
+            old.setdefault(str(version), []).append(host)
+            continue
+        applied.setdefault(str(version), floors)
+        if newest is None or floors["series"] > newest["series"]:
+            newest = floors
+        _release_problems(ctx, host, floors, found)
+    for version, hosts in old.items():
+        ctx.problems.append(
+            f"mastodon_version {version} on {_hosts_text(hosts)} is Mastodon {_v(release_series(version))}, "
+            f"older than the toolkit supports (Mastodon {_v(OLDEST_SERIES)} and newer): set mastodon_version to a "
+            f"{' or '.join('v' + _v(s) + '.x' for s in sorted(RELEASES))} release tag (newest known: "
+            f"{RELEASES[NEWEST_SERIES]['tag']}).")
+    if newest is not None:
+        # The data tier serves every app host: held to the newest series any of them runs.
+        label = newest["label"]
+        for host in ctx.group("db_primary"):
+            osv, debian = _debian(ctx, host)
+            raw = ctx.setting(host, "postgres_version")
+            chosen = _version_tuple(raw)
+            have, what = (chosen, f"postgres_version is {raw}") if chosen else \
+                ((debian["postgresql"], f"Debian {osv}'s PostgreSQL is {_v(debian['postgresql'])}") if debian
+                 else (None, ""))
+            if have is not None and have[0] < newest["postgresql"]:
+                found.setdefault(
+                    f"{label} needs PostgreSQL >= {newest['postgresql']} (lib/tasks/db.rake refuses older), but "
+                    f"{what} on {{hosts}}: set postgres_version to {newest['postgresql']} or newer (empty: "
+                    f"Debian's, 15 on Debian 12 and 17 on 13).", []).append(host)
+        for host in ctx.group("redis"):
+            osv, debian = _debian(ctx, host)
+            if debian and debian["redis"] < newest["redis"]:
+                found.setdefault(
+                    f"{label} needs Redis >= {_v(newest['redis'])} (upstream's README), but Debian {osv}'s redis "
+                    f"is {_v(debian['redis'])} on {{hosts}}: run these hosts on Debian 13.", []).append(host)
+    for text, hosts in found.items():
+        ctx.problems.append(text.replace("{hosts}", _hosts_text(hosts)))
+    lines = []
+    for version, f in applied.items():
+        parts = [f"Ruby >= {_v(f['ruby'][0])} < {_v(f['ruby'][1])}", f"Node >= {f['node']}",
+                 f"PostgreSQL >= {f['postgresql']}", f"Redis >= {_v(f['redis'])}"]
+        if f.get("ffmpeg"):
+            parts.append(f"FFmpeg >= {_v(f['ffmpeg'])}")
+        lines.append(f"Release: {f['label']} needs {', '.join(parts)}.")
+    return lines
 
 
 # --- 5. TRUSTED_PROXY_IP ------------------------------------------------------------------------
@@ -544,8 +713,9 @@ def _table(ctx, rows, clients, limits):
     return [line.rstrip() for line in lines]
 
 
-def _result(ctx, rows, clients, limits):
+def _result(ctx, rows, clients, limits, release=()):
     return {"problems": ctx.problems, "table": _table(ctx, rows, clients, limits), "rows": rows,
+            "release": list(release),
             "totals": {"clients": clients,
                        "limits": [{"what": w, "needs": n, "limit": m, "ok": n <= m} for w, n, m, _ in limits]}}
 
@@ -563,11 +733,12 @@ def preflight_report(data):
     check_secrets(ctx)
     check_domains(ctx)
     check_os(ctx)
+    release = check_release(ctx)
     check_trusted_proxies(ctx)
     check_installed_domains(ctx)
     if (ctx.data.get("fleet_problem") or "").strip():
         ctx.problems.append(ctx.data["fleet_problem"].strip())
-    return _result(ctx, *budget(ctx))
+    return _result(ctx, *budget(ctx), release=release)
 
 
 def preflight_env_file(result, path="", names=("LOCAL_DOMAIN", "WEB_DOMAIN")):
