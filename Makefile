@@ -41,6 +41,7 @@ lint: venv
 	python3 tools/role-docs.py --check
 	ansible-playbook -i inventories/basement --syntax-check site.yml
 	ansible-playbook -i inventories/hosted --syntax-check site.yml playbooks/media-to-object-storage.yml
+	python3 -m unittest discover -s tests/mastodon
 	tests/tools/test-new-inventory
 	tests/preflight/run
 

@@ -234,6 +234,10 @@ class Inventory(unittest.TestCase):
         data["hosts"]["app"]["env"] = {"state": "error", "path": "/x/.env.production", "error": "sudo: a password"}
         self.assertIn("Could not read .env.production on app", pf.preflight_report(data)["problems"][0])
 
+    def test_secrets_problem_is_one_line(self):
+        problems = pf.preflight_report(inventory(secrets_problem="Secrets differ (app-1: SECRET_KEY_BASE). "))["problems"]
+        self.assertEqual(problems, ["Secrets differ (app-1: SECRET_KEY_BASE)."])
+
     def test_fleet_problem_is_one_line(self):
         problems = pf.preflight_report(inventory(fleet_problem="Sidekiq processes: two schedulers. "))["problems"]
         self.assertEqual(problems, ["Sidekiq processes: two schedulers."])

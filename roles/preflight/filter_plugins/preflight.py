@@ -15,6 +15,7 @@ Input of preflight_report (every key optional):
       env: {state: absent|read|error|skipped, path, values: {LOCAL_DOMAIN, WEB_DOMAIN}, error}}}
   admin_connections: 10                  headroom for tootctl, rake and psql
   fleet_problem: ""                      the mastodon_sidekiq fleet check's message, if it failed
+  secrets_problem: ""                    the mastodon role's secrets check's message, if it failed
 Output: {problems: [..], table: [lines], rows: [..], totals: {..}, release: [lines]}; `release` says
 which floors of the chosen Mastodon release were checked (one line per mastodon_version).
 """
@@ -736,8 +737,9 @@ def preflight_report(data):
     release = check_release(ctx)
     check_trusted_proxies(ctx)
     check_installed_domains(ctx)
-    if (ctx.data.get("fleet_problem") or "").strip():
-        ctx.problems.append(ctx.data["fleet_problem"].strip())
+    for key in ("fleet_problem", "secrets_problem"):
+        if (ctx.data.get(key) or "").strip():
+            ctx.problems.append(ctx.data[key].strip())
     return _result(ctx, *budget(ctx), release=release)
 
 
