@@ -2,7 +2,8 @@
 #   make lab                      nine local container hosts laid out like inventories/hosted, set up
 #                                 by site.yml over SSH, checked end to end; prints the URL
 #   make lab-down                 removes them
-#   make test                     everything CI runs: set-up, lint, every scenario
+#   make test                     everything CI runs: set-up, lint, the double's own suite, every scenario
+#   make test-double              the Mastodon contract double's own end-to-end suite
 #   make test-role ROLE=postgres  the scenarios of one role (molecule/<role>*)
 #   make test-scenario S=redis    one scenario
 #   make lint                     yamllint + ansible-lint (production profile)
@@ -16,7 +17,7 @@ APT_PACKAGES := podman runc debootstrap uidmap openssh-client
 # Every scenario, in the order CI runs them.
 SCENARIOS ?= $(shell tests/run-scenarios --list)
 
-.PHONY: setup apt venv images lint test test-role test-scenario lab lab-down clean
+.PHONY: setup apt venv images lint test test-double test-role test-scenario lab lab-down clean
 setup: apt venv
 
 apt:
@@ -45,8 +46,12 @@ lint: venv
 	tests/tools/test-new-inventory
 	tests/preflight/run
 
-test: setup images lint
+test: setup images lint test-double
 	tests/run-scenarios $(SCENARIOS)
+
+# The contract double's own suite (each check names the upstream file it mirrors), in a container.
+test-double: setup images
+	tests/mastodon-double/test/e2e-container.sh
 
 test-role: setup images
 	tests/run-scenarios $(filter $(subst _,-,$(ROLE))%,$(SCENARIOS))
