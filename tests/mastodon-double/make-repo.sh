@@ -8,12 +8,13 @@
 # ids; running it again leaves an up-to-date DEST untouched.
 #   usage: tests/mastodon-double/make-repo.sh [--debian 12] DEST   (then: git clone DEST or file://DEST)
 # --debian 12 commits debian12/Gemfile.lock (bookworm's gem versions) instead of src/Gemfile.lock
-# (trixie's): other commit ids, same tags.
+# (trixie's), and debian12/package.json (engines.node >=18: bookworm's nodejs is 18, upstream's
+# >=20 stops yarn 1): other commit ids, same tags.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-lock=
+debian12=
 if [ "${1:-}" = --debian ]; then
-  case "${2:-}" in 12) lock="$here/debian12/Gemfile.lock" ;; 13) ;; *) echo "unknown Debian release ${2:-}" >&2; exit 2 ;; esac
+  case "${2:-}" in 12) debian12="$here/debian12" ;; 13) ;; *) echo "unknown Debian release ${2:-}" >&2; exit 2 ;; esac
   shift 2
 fi
 dest=${1:?usage: make-repo.sh [--debian 12] DEST}
@@ -38,7 +39,7 @@ commit() { # MESSAGE DATE TAG
 git init -q --bare "$tmp"
 git --git-dir="$tmp" symbolic-ref HEAD refs/heads/main
 cp -a "$here/src/." "$work/"
-[ -z "$lock" ] || cp "$lock" "$work/Gemfile.lock"
+[ -z "$debian12" ] || cp "$debian12/Gemfile.lock" "$debian12/package.json" "$work/"
 commit 'Mastodon test double v4.5.0' '2025-06-01T12:00:00Z' v4.5.0
 cp -a "$here/versions/4.5.1/." "$work/"
 commit 'Mastodon test double v4.5.1: statuses get a language' '2025-07-01T12:00:00Z' v4.5.1

@@ -2,10 +2,13 @@
 
 # TEST DOUBLE of Mastodon (not Mastodon): configuration, PostgreSQL and Redis helpers shared by
 # the web app (config.ru under puma), the Sidekiq workers, the rake tasks and bin/tootctl.
-# It reads the same environment variables as Mastodon, with the same defaults where it matters.
+# It reads the same environment variables as Mastodon, with the same semantics where it matters:
+# where Mastodon tests ENV.key? or uses ENV.fetch / ENV[..] ||, a variable that is present counts
+# as set even when it is empty (Double.env below).
 require 'erb'
 require 'json'
 require 'socket'
+require 'time'
 require 'pg'
 require 'redis'
 require 'connection_pool'
@@ -16,35 +19,63 @@ module Double
   ENCRYPTION_KEYS = %w[ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY
                        ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT].freeze
 
+  # The code's version and git revision, read ONCE when the process loads the application (puma's
+  # master before it forks its workers, each Sidekiq process, each rake/tootctl run): a process
+  # reports the code it runs, not what is on disk now. Mastodon compiles its version into the code.
+  def self.read_revision
+    head = File.read(File.join(ROOT, '.git', 'HEAD')).strip
+    return head unless head.start_with?('ref: ')
+
+    ref = head.delete_prefix('ref: ')
+    loose = File.join(ROOT, '.git', ref)
+    return File.read(loose).strip if File.file?(loose)
+
+    File.foreach(File.join(ROOT, '.git', 'packed-refs')).map(&:split).find { |_, name| name == ref }&.first
+  rescue SystemCallError
+    nil
+  end
+
+  LOADED = { version: File.read(File.join(ROOT, 'VERSION')).strip.freeze, revision: read_revision&.freeze,
+             loaded_at: Time.now.utc.iso8601(3).freeze }.freeze
+
   module_function
 
-  def env_name = ENV.fetch('RAILS_ENV', 'development')
-  def set?(key) = !ENV[key].to_s.empty?
+  def env_name = ENV.fetch('RAILS_ENV')
+  # present? in Rails' sense: set and not empty. Used for the double's own required settings only.
+  def present?(key) = !ENV[key].to_s.empty?
+  # ENV.fetch semantics: a present variable wins even when empty, as in Mastodon's initializers.
+  def env(key, default = nil) = ENV.fetch(key, default)
   def hostname = Socket.gethostname
-  def version = File.read(File.join(ROOT, 'VERSION')).strip
+  def version = LOADED[:version]
+  def revision = LOADED[:revision]
   def version_string = "#{version}+double"
-  def web_domain = ENV['WEB_DOMAIN'].to_s.empty? ? ENV['LOCAL_DOMAIN'] : ENV['WEB_DOMAIN']
+  # config/initializers/1_hosts.rb: ENV.fetch('WEB_DOMAIN') { LOCAL_DOMAIN }
+  def web_domain = ENV.fetch('WEB_DOMAIN') { ENV.fetch('LOCAL_DOMAIN', nil) }
 
-  # Like dotenv in Mastodon: .env.<RAILS_ENV>, then .env; a variable already in the environment wins.
+  # When this process (a puma worker: set again after the fork) started serving.
+  def booted_at = @booted_at ||= LOADED[:loaded_at]
+  def worker_booted! = @booted_at = Time.now.utc.iso8601(3)
+
+  # Like Mastodon, which loads .env files with the dotenv gem (Gemfile: gem 'dotenv'; dotenv 3's
+  # Rails integration): .env.<RAILS_ENV>.local, .env.local (not in test), .env.<RAILS_ENV>, .env,
+  # the first file that sets a variable wins and the process environment wins over all of them.
+  # Debian's ruby-dotenv (2.4) is the same parser, older than upstream's 3.1.
   def load_dotenv!
-    [".env.#{env_name}", '.env'].map { |name| File.join(ROOT, name) }.select { |f| File.file?(f) }.each do |file|
-      File.foreach(file) do |line|
-        next unless line =~ /\A\s*(?:export\s+)?([A-Za-z_]\w*)\s*=\s*(.*?)\s*\z/
+    return if @dotenv_loaded
 
-        key, value = Regexp.last_match(1), Regexp.last_match(2)
-        value = value =~ /\A(["'])(.*)\1\z/ ? Regexp.last_match(2) : value.sub(/\s+#.*\z/, '')
-        ENV[key] = value unless ENV.key?(key)
-      end
-    end
+    require 'dotenv'
+    files = [".env.#{env_name}.local", ('.env.local' unless env_name == 'test'), ".env.#{env_name}", '.env'].compact
+    Dotenv.load(*files.map { |name| File.join(ROOT, name) })
+    @dotenv_loaded = true
   end
 
   # Mastodon aborts at boot without its secrets; the double is also strict about the database
   # and Redis (Mastodon would fall back to localhost), so that a role that forgets them fails.
   def missing_settings
-    missing = (%w[LOCAL_DOMAIN SECRET_KEY_BASE] + ENCRYPTION_KEYS).reject { |key| set?(key) }
-    missing << 'DATABASE_URL or DB_HOST+DB_NAME+DB_USER' unless set?('DATABASE_URL') || %w[DB_HOST DB_NAME DB_USER].all? { |k| set?(k) }
-    missing << 'REDIS_URL or REDIS_HOST' unless set?('REDIS_URL') || set?('REDIS_HOST')
-    missing << 'S3_BUCKET (S3_ENABLED=true)' if ENV['S3_ENABLED'] == 'true' && !set?('S3_BUCKET')
+    missing = (%w[LOCAL_DOMAIN SECRET_KEY_BASE] + ENCRYPTION_KEYS).reject { |key| present?(key) }
+    missing << 'DATABASE_URL or DB_HOST+DB_NAME+DB_USER' unless present?('DATABASE_URL') || %w[DB_HOST DB_NAME DB_USER].all? { |k| present?(k) }
+    missing << 'REDIS_URL or REDIS_HOST' unless present?('REDIS_URL') || present?('REDIS_HOST')
+    missing << 'S3_BUCKET (S3_ENABLED=true)' if ENV['S3_ENABLED'] == 'true' && !present?('S3_BUCKET')
     missing
   end
 
@@ -60,16 +91,20 @@ module Double
   def boot!
     load_dotenv!
     check_config!
+    # config/initializers/deprecations.rb:26 (ENV.key?): present, even empty, means the old name is used.
+    warn 'WARNING: The environment variable WHITELIST_MODE has been replaced with LIMITED_FEDERATION_MODE. Please update your configuration.' if ENV.key?('WHITELIST_MODE')
     require 'sidekiq'
     url = redis_url('SIDEKIQ_')
     Sidekiq.configure_client { |config| config.redis = { url: url } }
     return unless Sidekiq.server?
 
     require_relative 'double/worker'
+    require_relative 'double/metrics'
     Sidekiq.configure_server do |config|
       config.redis = { url: url }
       sidekiq_config[:tag] ||= File.basename(ROOT) # Rails apps get the app directory's name
       config.server_middleware { |chain| chain.add QueueName }
+      Metrics.sidekiq!(config)
     end
     concurrency = sidekiq_config[:concurrency].to_i
     return if pool_size >= concurrency
@@ -81,22 +116,30 @@ module Double
   def sidekiq_config = Sidekiq.respond_to?(:default_configuration) ? Sidekiq.default_configuration : Sidekiq.options
 
   # --- PostgreSQL -----------------------------------------------------------------------------
-  def replica? = set?('REPLICA_DATABASE_URL') || set?('REPLICA_DB_HOST')
+  # app/helpers/database_helper.rb:5: the replica is used when REPLICA_DB_NAME or
+  # REPLICA_DATABASE_URL is present (not REPLICA_DB_HOST alone).
+  def replica? = ENV.key?('REPLICA_DB_NAME') || ENV.key?('REPLICA_DATABASE_URL')
   def prepared_statements? = ENV.fetch('PREPARED_STATEMENTS', 'true') != 'false'
 
-  # Arguments for PG.connect; role :replica uses REPLICA_* and falls back to DB_* (as database.yml does).
+  # Arguments for PG.connect, as config/database.yml builds them (production): sslmode
+  # ENV['DB_SSLMODE'] || 'prefer' (libpq's prefer falls back to a plain connection); the replica
+  # takes REPLICA_DB_X || DB_X (Ruby's ||: an empty REPLICA_ value is used as is).
   def pg_params(role = :primary)
     r = role == :replica ? 'REPLICA_' : ''
-    opts = { connect_timeout: 5, application_name: "mastodon-double #{File.basename($PROGRAM_NAME)}" }
-    opts[:sslmode] = ENV['DB_SSLMODE'] if set?('DB_SSLMODE')
-    return [ENV["#{r}DATABASE_URL"], opts] if set?("#{r}DATABASE_URL")
+    opts = { connect_timeout: 5, application_name: "mastodon-double #{File.basename($PROGRAM_NAME)}",
+             sslmode: ENV['DB_SSLMODE'] || 'prefer' }
+    return [ENV["#{r}DATABASE_URL"], opts] if present?("#{r}DATABASE_URL")
 
-    db = ->(key, default = nil) { ENV["#{r}DB_#{key}"].to_s.empty? ? ENV.fetch("DB_#{key}", default) : ENV["#{r}DB_#{key}"] }
+    db = ->(key, default = nil) { ENV["#{r}DB_#{key}"] || ENV.fetch("DB_#{key}", default) }
     [opts.merge(host: db.call('HOST'), port: db.call('PORT', '5432'), dbname: db.call('NAME'),
                 user: db.call('USER'), password: db.call('PASS')).compact]
   end
 
-  def connect(role = :primary) = PG.connect(*pg_params(role))
+  def connect(role = :primary, **extra)
+    args = pg_params(role)
+    args[-1] = args.last.merge(extra)
+    PG.connect(*args)
+  end
 
   # Like Mastodon's database.yml: DB_POOL, else Sidekiq's concurrency or MAX_THREADS, else 5.
   def pool_size
@@ -162,8 +205,8 @@ module Double
   # REDIS_URL, else REDIS_HOST/PORT/USER/PASSWORD/DB; CACHE_ and SIDEKIQ_ variants fall back to
   # the main settings when none of theirs is set (Mastodon's RedisConfiguration).
   def redis_url(prefix = '')
-    prefix = '' unless %w[URL HOST PORT USER PASSWORD].any? { |k| set?("#{prefix}REDIS_#{k}") }
-    return ENV["#{prefix}REDIS_URL"] if set?("#{prefix}REDIS_URL")
+    prefix = '' unless %w[URL HOST PORT USER PASSWORD].any? { |k| present?("#{prefix}REDIS_#{k}") }
+    return ENV["#{prefix}REDIS_URL"] if present?("#{prefix}REDIS_URL")
 
     user, pass = ENV["#{prefix}REDIS_USER"].to_s, ENV["#{prefix}REDIS_PASSWORD"].to_s
     auth = pass.empty? ? '' : "#{ERB::Util.url_encode(user)}:#{ERB::Util.url_encode(pass)}@"

@@ -15,7 +15,9 @@ module Double
     def bucket = ENV['S3_BUCKET']
     def region = ENV.fetch('S3_REGION', 'us-east-1')
     def local_root = ENV.fetch('PAPERCLIP_ROOT_PATH', File.join(ROOT, 'public', 'system'))
-    def key_for(id) = "#{PREFIX}#{format('%09d', id).scan(/\d{3}/).join('/')}/original/status-#{id}.txt"
+    # config/initializers/paperclip.rb:45 (ENV.key?): S3_KEY_PREFIX, even empty, prefixes the path.
+    def key_prefix = s3? && ENV.key?('S3_KEY_PREFIX') ? "#{ENV.fetch('S3_KEY_PREFIX')}/" : ''
+    def key_for(id) = "#{key_prefix}#{PREFIX}#{format('%09d', id).scan(/\d{3}/).join('/')}/original/status-#{id}.txt"
 
     # S3_PERMISSION defaults to public-read; an empty value sends no ACL at all.
     def acl
@@ -23,7 +25,8 @@ module Double
       permission.empty? ? nil : permission
     end
 
-    # Path-style addressing unless S3_OVERRIDE_PATH_STYLE=true, when S3_ENDPOINT is set (as Mastodon).
+    # Path-style addressing unless S3_OVERRIDE_PATH_STYLE=true, when S3_ENDPOINT is present, even
+    # empty (paperclip.rb:77, ENV.key?).
     def s3
       require 'aws-sdk-s3'
       opts = { region: region, access_key_id: ENV['AWS_ACCESS_KEY_ID'], secret_access_key: ENV['AWS_SECRET_ACCESS_KEY'],
@@ -33,11 +36,14 @@ module Double
       @s3 ||= Aws::S3::Client.new(**opts)
     end
 
-    # Public URL: S3_ALIAS_HOST, else the S3 host (Paperclip's :s3_path_url), else WEB_DOMAIN/system.
+    # Public URL: S3_ALIAS_HOST or S3_CLOUDFRONT_HOST when present, even empty (paperclip.rb:86,
+    # ENV.key?: an empty one gives "https:///KEY", as in Mastodon), else the S3 host, else WEB_DOMAIN/system.
     def url(key)
       protocol = ENV.fetch('S3_PROTOCOL', 'https')
       return "https://#{Double.web_domain}/system/#{key}" unless s3?
-      return "#{protocol}://#{ENV['S3_ALIAS_HOST']}/#{key}" if Double.set?('S3_ALIAS_HOST')
+      if ENV.key?('S3_ALIAS_HOST') || ENV.key?('S3_CLOUDFRONT_HOST')
+        return "#{protocol}://#{ENV['S3_ALIAS_HOST'] || ENV['S3_CLOUDFRONT_HOST']}/#{key}"
+      end
 
       "#{protocol}://#{ENV.fetch('S3_HOSTNAME', "s3-#{region}.amazonaws.com")}/#{bucket}/#{key}"
     end
@@ -45,8 +51,10 @@ module Double
     def store(id, body)
       key = key_for(id)
       if s3?
+        # paperclip.rb:93 (ENV.key?): S3_STORAGE_CLASS, when present, is sent as is.
         s3.put_object(**{ bucket: bucket, key: key, body: body, acl: acl, content_type: 'text/plain; charset=utf-8',
-                          cache_control: 'public, max-age=315576000, immutable' }.compact)
+                          cache_control: 'public, max-age=315576000, immutable',
+                          storage_class: ENV.key?('S3_STORAGE_CLASS') ? ENV['S3_STORAGE_CLASS'] : nil }.compact)
       else
         path = File.join(local_root, key)
         FileUtils.mkdir_p(File.dirname(path))
@@ -71,7 +79,7 @@ module Double
                   .map { |f| [f.delete_prefix(root), File.size(f)] }
       end
       objects = []
-      s3.list_objects_v2(bucket: bucket, prefix: PREFIX).each { |page| page.contents.each { |o| objects << [o.key, o.size] } }
+      s3.list_objects_v2(bucket: bucket, prefix: "#{key_prefix}#{PREFIX}").each { |page| page.contents.each { |o| objects << [o.key, o.size] } }
       objects
     end
   end

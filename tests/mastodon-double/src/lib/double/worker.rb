@@ -27,11 +27,12 @@ module Double
       key, url = Storage.store(status_id.to_i, row['text'])
       cli = Sidekiq::CLI.instance
       Double.db do |c|
-        c.exec(<<~SQL, jid, status_id, queue_name, Double.hostname, Process.pid, cli.identity, Double.sidekiq_config[:tag], key, url)
-          INSERT INTO job_runs (job_id, status_id, queue, hostname, pid, identity, tag, media_key, media_url)
-          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        # app_version: the VERSION this Sidekiq process loaded at boot, not the one on disk now.
+        c.exec(<<~SQL, jid, status_id, queue_name, Double.hostname, Process.pid, cli.identity, Double.sidekiq_config[:tag], key, url, Double.version)
+          INSERT INTO job_runs (job_id, status_id, queue, hostname, pid, identity, tag, media_key, media_url, app_version)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
           ON CONFLICT (job_id) DO UPDATE SET queue = EXCLUDED.queue, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
-            identity = EXCLUDED.identity, tag = EXCLUDED.tag, ran_at = now()
+            identity = EXCLUDED.identity, tag = EXCLUDED.tag, app_version = EXCLUDED.app_version, ran_at = now()
         SQL
       end
       logger.info "status #{status_id} processed on queue #{queue_name}, media at #{url}"
