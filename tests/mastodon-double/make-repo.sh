@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Makes DEST a bare git repository of the Mastodon TEST DOUBLE with two tagged versions, for the
+# Makes DEST a bare git repository of the Mastodon TEST DOUBLE with three tagged versions, for the
 # roles to clone and check out as they would upstream Mastodon:
 #   v4.5.0  the files of src/
 #   v4.5.1  the same plus versions/4.5.1/ (VERSION, app/models/status.rb, one pre-deployment and
-#           one post-deployment migration); branch main points at it.
+#           one post-deployment migration)
+#   v4.5.2  the same plus versions/4.5.2/ (VERSION, .ruby-version 3.3.9: an upgrade that needs
+#           another Ruby, no migration); branch main points at it.
 # Commits have a fixed author, committer and date, so the same tree always gives the same commit
 # ids; running it again leaves an up-to-date DEST untouched.
 #   usage: tests/mastodon-double/make-repo.sh [--debian 12] DEST   (then: git clone DEST or file://DEST)
@@ -43,6 +45,8 @@ cp -a "$here/src/." "$work/"
 commit 'Mastodon test double v4.5.0' '2025-06-01T12:00:00Z' v4.5.0
 cp -a "$here/versions/4.5.1/." "$work/"
 commit 'Mastodon test double v4.5.1: statuses get a language' '2025-07-01T12:00:00Z' v4.5.1
+cp -a "$here/versions/4.5.2/." "$work/"
+commit 'Mastodon test double v4.5.2: asks for Ruby 3.3.9' '2025-08-01T12:00:00Z' v4.5.2
 
 if [ -d "$dest" ] && [ "$(git --git-dir="$dest" show-ref 2>/dev/null)" = "$(git --git-dir="$tmp" show-ref)" ]; then
   echo "$dest is up to date"

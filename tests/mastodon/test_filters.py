@@ -28,6 +28,26 @@ class EnvParse(unittest.TestCase):
         self.assertEqual(g.mastodon_env_parse(None), {})
 
 
+class EnvValue(unittest.TestCase):
+    def test_plain_single_and_double_quotes(self):
+        self.assertEqual(g.mastodon_env_value("abc-123_./:@%+,="), "abc-123_./:@%+,=")
+        self.assertEqual(g.mastodon_env_value(""), "")
+        self.assertEqual(g.mastodon_env_value(True), "true")
+        self.assertEqual(g.mastodon_env_value(6432), "6432")
+        self.assertEqual(g.mastodon_env_value("pa$$ word #1"), "'pa$$ word #1'")
+        self.assertEqual(g.mastodon_env_value('back\\slash "q"'), "'back\\slash \"q\"'")
+        self.assertEqual(g.mastodon_env_value("it's"), '"it\'s"')
+
+    def test_values_dotenv_would_read_differently_are_refused(self):
+        for bad in ["it's $HOME", "it's `x`", 'it\'s "q"', "it's a\\b", "two\nlines"]:
+            with self.assertRaises(ValueError):
+                g.mastodon_env_value(bad)
+
+    def test_parse_reads_what_it_writes(self):
+        for value in ["plain", "pa$$ word #1", 'back\\slash "q"', "it's"]:
+            self.assertEqual(g.mastodon_env_parse("A=" + g.mastodon_env_value(value))["A"], value)
+
+
 class SecretDrift(unittest.TestCase):
     def test_same_secrets_and_new_hosts_pass(self):
         self.assertEqual(g.mastodon_secret_drift({"web1": env_text(), "new": ""}, SECRETS), [])

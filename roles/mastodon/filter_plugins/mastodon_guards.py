@@ -35,6 +35,30 @@ def mastodon_env_parse(text):
     return env
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,=-]*$")
+
+
+def mastodon_env_value(value):
+    """A value as it must stand after NAME= in .env.production, read alike by upstream's dotenv in
+    Ruby (which expands $VAR and $(cmd) inside double quotes) and in Node: plain when it is made of
+    safe characters, else in single quotes (literal in both), else in double quotes when nothing in
+    it means anything there. A value that fits none (a line break; ' with $, `, " or \\) is refused."""
+    text = "" if value is None else str(value)
+    if isinstance(value, bool):
+        text = text.lower()
+    if "\n" in text or "\r" in text:
+        raise ValueError("a .env.production value cannot hold a line break")
+    if _PLAIN.match(text):
+        return text
+    if "'" not in text:
+        return f"'{text}'"
+    # Inside double quotes Ruby's dotenv expands $ and unescapes backslashes, Node's does neither.
+    if any(char in text for char in '$`"\\'):
+        raise ValueError("a .env.production value cannot hold ' together with $, `, \" or \\ "
+                         "(upstream's dotenv in Ruby and in Node would read it differently)")
+    return f'"{text}"'
+
+
 def _digest(value):
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -68,6 +92,7 @@ class FilterModule:
     def filters(self):
         return {
             "mastodon_env_parse": mastodon_env_parse,
+            "mastodon_env_value": mastodon_env_value,
             "mastodon_secret_drift": mastodon_secret_drift,
             "mastodon_ruby_version": mastodon_ruby_version,
         }
