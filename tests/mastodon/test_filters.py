@@ -68,6 +68,10 @@ class SecretDrift(unittest.TestCase):
         self.assertEqual(g.mastodon_secret_drift({"old": text}, SECRETS), [])
 
 
+    def test_a_secret_yaml_read_as_a_number_is_still_compared(self):
+        self.assertEqual(g.mastodon_secret_drift({"web1": env_text()}, {"mastodon_secret_key_base": 0}),
+                         ["web1: SECRET_KEY_BASE"])
+
     def test_unknown_secrets_are_not_compared(self):
         known = {"mastodon_secret_key_base": "other", "mastodon_vapid_private_key": None, "mastodon_vapid_public_key": ""}
         self.assertEqual(g.mastodon_secret_drift({"web1": env_text()}, known), ["web1: SECRET_KEY_BASE"])

@@ -72,7 +72,7 @@ def mastodon_secret_drift(env_by_host, new_secrets):
     for host in sorted(env_by_host):
         current = mastodon_env_parse(env_by_host[host])
         differing = [name for name, var in SECRETS.items()
-                     if name in current and new_secrets.get(var)
+                     if name in current and str(new_secrets.get(var) if new_secrets.get(var) is not None else "")
                      and _digest(current[name]) != _digest(str(new_secrets[var]))]
         if differing:
             problems.append(f"{host}: {', '.join(differing)}")
