@@ -43,8 +43,10 @@ lint: venv
 	ansible-playbook -i inventories/basement --syntax-check site.yml
 	ansible-playbook -i inventories/hosted --syntax-check site.yml playbooks/media-to-object-storage.yml
 	python3 -m unittest discover -s tests/mastodon
+	python3 -m unittest discover -s tests/topology
 	tests/tools/test-new-inventory
 	tests/preflight/run
+	ansible-playbook -i tests/wiring/inventory tests/wiring/test-precedence.yml
 
 test: setup images lint test-double
 	tests/run-scenarios $(SCENARIOS)
