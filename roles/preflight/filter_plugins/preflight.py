@@ -21,8 +21,18 @@ which floors of the chosen Mastodon release were checked (one line per mastodon_
 """
 
 import base64
+import importlib.util
 import ipaddress
+import os
 import re
+
+# The rules the wiring and the roles' own checks share (plugins/filter/topology.py).
+_TOPOLOGY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "plugins", "filter", "topology.py")
+_SPEC = importlib.util.spec_from_file_location("mastodon_toolkit_topology", _TOPOLOGY)
+topology = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(topology)
+is_dns_name = topology.is_dns_name
+MIN_SECRET_LENGTH = topology.MIN_SECRET_LENGTH
 
 MODEL_GROUPS = ["proxy", "web", "streaming", "sidekiq", "db_primary", "db_replica", "pgbouncer", "redis",
                 "object_storage", "monitoring"]
@@ -42,16 +52,7 @@ PG_SUPERUSER_RESERVED = 3
 # A Sidekiq process without `concurrency` (roles/mastodon_sidekiq/vars/main.yml) and without `count`.
 SIDEKIQ_DEFAULT_CONCURRENCY = 5
 PLACEHOLDER = "CHANGE-ME"
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SECRETS_FILE = "inventories/<env>/group_vars/all/secrets.yml"
-
-
-def is_dns_name(name):
-    """A lowercase DNS name of at least two labels (example.com), as LOCAL_DOMAIN must be."""
-    if not isinstance(name, str) or len(name) > 253:
-        return False
-    labels = name.split(".")
-    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
 def _hosts_text(hosts):
@@ -148,8 +149,8 @@ def _required_secrets(ctx):
     needs = [
         ("mastodon_db_password", ctx.in_groups(["db_primary"]) + [h for h in app if h not in ctx.group("db_primary")],
          1, "the database password of Mastodon's role", random),
-        ("redis_app_password", ctx.in_groups(["redis"] + APP_GROUPS), 16, "the password Mastodon uses for Redis", random),
-        ("redis_admin_password", ctx.group("redis"), 16, "the password of Redis' admin user", random),
+        ("redis_app_password", ctx.in_groups(["redis"] + APP_GROUPS), MIN_SECRET_LENGTH, "the password Mastodon uses for Redis", random),
+        ("redis_admin_password", ctx.group("redis"), MIN_SECRET_LENGTH, "the password of Redis' admin user", random),
     ]
     if ctx.group("pgbouncer"):
         needs.append(("pgbouncer_stats_password", ctx.group("pgbouncer"), 1, "PgBouncer's stats user password", random))
@@ -162,12 +163,12 @@ def _required_secrets(ctx):
         needs += [
             ("object_storage_access_key_id", storage_users, 1, "the object storage key id Mastodon writes media with",
              '"<account>:<user>" (letters, digits, "-") with Swift, or your S3 provider\'s key id'),
-            ("object_storage_secret_access_key", storage_users, 16, "the object storage secret key",
+            ("object_storage_secret_access_key", storage_users, MIN_SECRET_LENGTH, "the object storage secret key",
              random + " with Swift, or your S3 provider's secret key"),
         ]
     swift = [h for h in storage if ctx.setting(h, "object_storage_backend", "swift") == "swift"]
     if swift:
-        needs.append(("object_storage_swift_hash_path_suffix", swift, 16, "Swift's hash path suffix", random))
+        needs.append(("object_storage_swift_hash_path_suffix", swift, MIN_SECRET_LENGTH, "Swift's hash path suffix", random))
     return needs
 
 

@@ -1,0 +1,98 @@
+"""The toolkit's topology rules, in one tested place: how addresses become URLs and backends (IPv6
+in brackets), which backends the edge sends to, where media are read, and the name and secret rules
+that preflight and the roles' own checks share.
+
+Plain functions over plain data, exposed as filters (ansible.cfg and Molecule's config put
+plugins/filter on the filter path) and imported by roles/preflight/filter_plugins/preflight.py.
+Unit tests: tests/topology/test_topology.py.
+"""
+import ipaddress
+import re
+
+# Shortest random secret accepted (passwords of Redis, object storage keys, Swift's hash suffix).
+MIN_SECRET_LENGTH = 16
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def is_dns_name(name):
+    """A lowercase DNS name of at least two labels (example.com), as LOCAL_DOMAIN, WEB_DOMAIN, the
+    media domain and nginx's server names must be: Mastodon builds URLs and account handles from it."""
+    if not isinstance(name, str) or len(name) > 253:
+        return False
+    labels = name.split(".")
+    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def is_bucket_name(name):
+    """An S3 bucket name the toolkit accepts: 3 to 63 lowercase letters, digits, dots and hyphens."""
+    return isinstance(name, str) and bool(_BUCKET.match(name))
+
+
+def is_secret(value, minimum=MIN_SECRET_LENGTH):
+    """A string secret of at least `minimum` characters (YAML may read an all-digit one as a number)."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and len(str(value)) >= minimum
+
+
+def host_address(address):
+    """An address as it goes into a URL or host:port: IPv6 in brackets, names and IPv4 unchanged."""
+    text = str(address).strip("[]")
+    try:
+        if ipaddress.ip_address(text).version == 6:
+            return "[%s]" % text
+    except ValueError:
+        pass
+    return text
+
+
+def host_port(address, port):
+    return "%s:%s" % (host_address(address), port)
+
+
+def url(scheme, address, port=None, path=""):
+    """scheme://address[:port]path, IPv6 in brackets."""
+    return "%s://%s%s" % (scheme, host_port(address, port) if port else host_address(address), path)
+
+
+def backends(hosts, hostvars, port_var, default_ports, address_var="wiring_private_address"):
+    """host:port for every port of every host, in inventory order: the edge's upstreams. A host's
+    ports come from `port_var` (a number or a list), else `default_ports`."""
+    out = []
+    for host in hosts or []:
+        ports = hostvars[host].get(port_var, default_ports)
+        for port in ports if isinstance(ports, (list, tuple)) else [ports]:
+            out.append(host_port(hostvars[host][address_var], port))
+    return out
+
+
+def s3_endpoint(external, external_endpoint="", swift_address="", swift_port=8080):
+    """Where Mastodon talks S3: the external provider's endpoint, or the first Swift host's s3api."""
+    if external:
+        return (external_endpoint or "").rstrip("/")
+    return url("http", swift_address, swift_port) if swift_address else ""
+
+
+def s3_public_url(endpoint, bucket, external=False, external_public_url="", access_key_id=""):
+    """Where anyone reads an object anonymously (the media proxy fetches from here): the provider's
+    public URL (else endpoint/bucket), or Swift's own path for the account that owns the bucket
+    (AUTH_<account>, the part of the key id before the colon)."""
+    if not endpoint and not external:
+        return ""
+    if external:
+        return ((external_public_url or "") or "%s/%s" % (endpoint, bucket)).rstrip("/")
+    return "%s/v1/AUTH_%s/%s" % (endpoint, str(access_key_id or "").split(":")[0], bucket)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "topology_is_dns_name": is_dns_name,
+            "topology_is_bucket_name": is_bucket_name,
+            "topology_is_secret": is_secret,
+            "topology_host_address": host_address,
+            "topology_host_port": host_port,
+            "topology_url": url,
+            "topology_backends": backends,
+            "topology_s3_endpoint": s3_endpoint,
+            "topology_s3_public_url": s3_public_url,
+        }

@@ -1,0 +1,77 @@
+"""Unit tests of plugins/filter/topology.py. Run by `make lint`, or:
+python3 -m unittest discover -s tests/topology"""
+import importlib.util
+import pathlib
+import unittest
+
+_PATH = pathlib.Path(__file__).resolve().parents[2] / "plugins/filter/topology.py"
+_SPEC = importlib.util.spec_from_file_location("topology", _PATH)
+topology = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(topology)
+
+
+class Names(unittest.TestCase):
+    def test_dns_names_need_two_lowercase_labels(self):
+        for good in ["example.com", "social.example.co.uk", "a-b.test", "xn--bcher-kva.example"]:
+            self.assertTrue(topology.is_dns_name(good), good)
+        for bad in ["localhost", "Example.com", "-a.com", "a..com", "10.0.0.1", "a.com.", "", None, 5,
+                    "a" * 64 + ".com", ("a." * 127) + "com"]:
+            self.assertFalse(topology.is_dns_name(bad), bad)
+
+    def test_bucket_names(self):
+        self.assertTrue(topology.is_bucket_name("mastodon-media"))
+        for bad in ["ab", "Media", "-media", "media-", "a" * 64, None]:
+            self.assertFalse(topology.is_bucket_name(bad), bad)
+
+    def test_secrets_have_a_minimum_length_and_may_be_numbers(self):
+        self.assertTrue(topology.is_secret("x" * 16))
+        self.assertFalse(topology.is_secret("x" * 15))
+        self.assertTrue(topology.is_secret(1234567890123456))
+        self.assertFalse(topology.is_secret(True))
+        self.assertFalse(topology.is_secret(None))
+        self.assertTrue(topology.is_secret("abc", 1))
+
+
+class Addresses(unittest.TestCase):
+    def test_ipv6_in_brackets_ipv4_and_names_unchanged(self):
+        self.assertEqual(topology.host_address("fd00::1"), "[fd00::1]")
+        self.assertEqual(topology.host_address("[fd00::1]"), "[fd00::1]")
+        self.assertEqual(topology.host_address("10.0.0.5"), "10.0.0.5")
+        self.assertEqual(topology.host_address("db.internal"), "db.internal")
+        self.assertEqual(topology.host_port("fd00::1", 6432), "[fd00::1]:6432")
+        self.assertEqual(topology.url("http", "fd00::2", 8080, "/x"), "http://[fd00::2]:8080/x")
+        self.assertEqual(topology.url("redis", "10.0.0.2"), "redis://10.0.0.2")
+
+    def test_backends_expand_every_port_of_every_host_in_order(self):
+        hostvars = {
+            "web1": {"wiring_private_address": "10.0.0.1", "mastodon_streaming_ports": [4000, 4001]},
+            "web2": {"wiring_private_address": "fd00::2"},
+            "web3": {"wiring_private_address": "10.0.0.3", "mastodon_web_port": 3100},
+        }
+        self.assertEqual(topology.backends(["web1", "web2"], hostvars, "mastodon_streaming_ports", [4000]),
+                         ["10.0.0.1:4000", "10.0.0.1:4001", "[fd00::2]:4000"])
+        self.assertEqual(topology.backends(["web2", "web3"], hostvars, "mastodon_web_port", 3000),
+                         ["[fd00::2]:3000", "10.0.0.3:3100"])
+        self.assertEqual(topology.backends([], hostvars, "mastodon_web_port", 3000), [])
+        self.assertEqual(topology.backends(None, hostvars, "mastodon_web_port", 3000), [])
+
+
+class ObjectStorage(unittest.TestCase):
+    def test_endpoint_swift_or_external(self):
+        self.assertEqual(topology.s3_endpoint(False, swift_address="10.0.0.9"), "http://10.0.0.9:8080")
+        self.assertEqual(topology.s3_endpoint(False, swift_address="fd00::9", swift_port=8081), "http://[fd00::9]:8081")
+        self.assertEqual(topology.s3_endpoint(False), "")
+        self.assertEqual(topology.s3_endpoint(True, "https://s3.example.com//"), "https://s3.example.com")
+
+    def test_public_url(self):
+        self.assertEqual(topology.s3_public_url("http://10.0.0.9:8080", "media", access_key_id="mastodon:media"),
+                         "http://10.0.0.9:8080/v1/AUTH_mastodon/media")
+        self.assertEqual(topology.s3_public_url("https://s3.example.com", "media", external=True),
+                         "https://s3.example.com/media")
+        self.assertEqual(topology.s3_public_url("https://s3.example.com", "media", True, "https://cdn.example.com/m/"),
+                         "https://cdn.example.com/m")
+        self.assertEqual(topology.s3_public_url("", "media"), "")
+
+
+if __name__ == "__main__":
+    unittest.main()
