@@ -9,8 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 engine=${CONTAINER_ENGINE:-podman}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a test host needs to behave like a fresh server: systemd as PID 1, sshd for Ansible,
-# python3, and sudo + acl so become_user to unprivileged users (postgres) works.
-packages=systemd,systemd-sysv,dbus,python3,sudo,acl,iproute2,ca-certificates,openssh-server,gnupg
+# python3 with its apt bindings (python3-apt: Ansible's apt module under mitogen cannot install them
+# itself), and sudo + acl so become_user to unprivileged users (postgres) works.
+packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,acl,iproute2,ca-certificates,openssh-server,gnupg
 recipe_hash=$( (cat "$0"; echo "$packages") | sha256sum | cut -c1-16)
 
 codename() { case $1 in 13) echo trixie ;; 12) echo bookworm ;; *) echo "unknown release $1" >&2; exit 2 ;; esac; }
