@@ -9,6 +9,8 @@ Unit tests: tests/topology/test_topology.py.
 import ipaddress
 import re
 
+# Threads of a Sidekiq process that sets no `concurrency` (upstream's default is 5 too).
+SIDEKIQ_DEFAULT_CONCURRENCY = 5
 # Shortest random secret accepted (passwords of Redis, object storage keys, Swift's hash suffix).
 MIN_SECRET_LENGTH = 16
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -83,6 +85,50 @@ def s3_public_url(endpoint, bucket, external=False, external_public_url="", acce
     return "%s/v1/AUTH_%s/%s" % (endpoint, str(access_key_id or "").split(":")[0], bucket)
 
 
+def sidekiq_instances(processes, default_concurrency=SIDEKIQ_DEFAULT_CONCURRENCY):
+    """One systemd instance per process and count: <name>-<n> for n in 1..count."""
+    out = []
+    for p in processes or []:
+        for n in range(1, int(p.get("count", 1)) + 1):
+            out.append({"instance": "%s-%d" % (p["name"], n), "queues": p["queues"],
+                        "concurrency": p.get("concurrency", default_concurrency)})
+    return out
+
+
+def sidekiq_fleet_problems(processes_by_host, known_queues):
+    """Every problem of the Sidekiq processes of all hosts together ({host: [process, ...]}): the
+    scheduler in other than exactly one process, unknown queues, and queues nobody serves. A queue
+    may carry a weight ("default,8")."""
+    fleet = [{"host": host, "name": p.get("name"), "count": int(p.get("count", 1)),
+              "queues": [str(q).split(",")[0] for q in p.get("queues", [])]}
+             for host, processes in processes_by_host.items() for p in processes or []]
+    schedulers = [p for p in fleet if "scheduler" in p["queues"]]
+    count = sum(p["count"] for p in schedulers)
+    served = []
+    for p in fleet:
+        served += [q for q in p["queues"] if q not in served]
+    unknown = [q for q in served if q not in known_queues]
+    missing = [q for q in known_queues if q not in served]
+    problems = []
+    if count != 1:
+        problems.append(
+            "The scheduler queue must run in exactly one process across all hosts, but %d do (%s): it enqueues "
+            "periodic jobs, and two schedulers run each of them twice. Give exactly one process (with count 1) "
+            "the scheduler queue." % (count, ", ".join("%s:%s" % (p["host"], p["name"]) for p in schedulers)))
+    if unknown:
+        problems.append("Unknown queue(s) %s: Mastodon has %s." % (", ".join(unknown), ", ".join(known_queues)))
+    if missing:
+        problems.append("No process serves %s: jobs on these queues would pile up forever. Add the queue(s) "
+                        "to a process." % ", ".join(missing))
+    return problems
+
+
+def sidekiq_fleet_problems_of(hosts, hostvars, default_processes, known_queues):
+    """sidekiq_fleet_problems for inventory hosts, each with its own mastodon_sidekiq_processes or the default."""
+    return sidekiq_fleet_problems(
+        {h: hostvars[h].get("mastodon_sidekiq_processes", default_processes) for h in hosts or []}, known_queues)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -95,4 +141,6 @@ class FilterModule:
             "topology_backends": backends,
             "topology_s3_endpoint": s3_endpoint,
             "topology_s3_public_url": s3_public_url,
+            "topology_sidekiq_instances": sidekiq_instances,
+            "topology_sidekiq_fleet_problems": sidekiq_fleet_problems_of,
         }

@@ -20,7 +20,8 @@ DEBIAN = {"distribution": "Debian", "version": "12", "arch": "x86_64"}
 def host(groups, address, **settings):
     base = {"mastodon_local_domain": "example.test", "mastodon_trusted_proxy_ips": ["10.0.0.10"],
             "mastodon_web_concurrency": 2, "mastodon_web_max_threads": 5,
-            "mastodon_sidekiq_processes": [{"name": "all", "queues": ["default"], "concurrency": 10}],
+            "mastodon_sidekiq_processes": [{"name": "all", "queues": ["default", "scheduler"], "concurrency": 10}],
+            "mastodon_sidekiq_known_queues": ["default", "scheduler"],
             "mastodon_streaming_ports": [4000], "mastodon_streaming_db_pool": 10,
             "pgbouncer_max_client_conn": 1000, "pgbouncer_default_pool_size": 20, "pgbouncer_reserve_pool_size": 5,
             "pgbouncer_max_db_connections": 0, "pgbouncer_databases": [{"name": "mastodon_production"}],
@@ -45,7 +46,7 @@ def inventory(**overrides):
     }
     groups = {"all": list(hosts), "proxy": ["edge"], "web": ["app"], "streaming": ["app"], "sidekiq": ["app"],
               "db_primary": ["db1"], "db_replica": ["db2"], "pgbouncer": ["db1"], "redis": ["db1"]}
-    data = {"groups": groups, "hosts": hosts, "admin_connections": 10, "fleet_problem": ""}
+    data = {"groups": groups, "hosts": hosts, "admin_connections": 10}
     for key, value in overrides.items():
         data[key] = value
     return data
@@ -238,9 +239,13 @@ class Inventory(unittest.TestCase):
         problems = pf.preflight_report(inventory(secrets_problem="Secrets differ (app-1: SECRET_KEY_BASE). "))["problems"]
         self.assertEqual(problems, ["Secrets differ (app-1: SECRET_KEY_BASE)."])
 
-    def test_fleet_problem_is_one_line(self):
-        problems = pf.preflight_report(inventory(fleet_problem="Sidekiq processes: two schedulers. "))["problems"]
-        self.assertEqual(problems, ["Sidekiq processes: two schedulers."])
+    def test_sidekiq_fleet_problems_are_one_line(self):
+        data = inventory()
+        data["hosts"]["app"]["settings"]["mastodon_sidekiq_processes"] = [{"name": "all", "queues": ["default,2"]}]
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 1)
+        self.assertRegex(problems[0], r"^Sidekiq processes in the inventory: The scheduler queue must run in exactly one "
+                                      r"process across all hosts, but 0 do \(\): .* No process serves scheduler: ")
 
 
 def release(version, debian="13", **settings):
@@ -346,7 +351,8 @@ class Release(unittest.TestCase):
 
     def test_hosts_with_one_problem_share_its_line(self):
         data = release("v4.6.5", mastodon_node_source="debian")
-        data["hosts"]["app2"] = host(["mastodon", "sidekiq"], "10.0.0.22", mastodon_node_source="debian")
+        data["hosts"]["app2"] = host(["mastodon", "sidekiq"], "10.0.0.22", mastodon_node_source="debian",
+                                     mastodon_sidekiq_processes=[{"name": "more", "queues": ["default"]}])
         data["hosts"]["app2"]["os"]["version"] = "13"
         data["groups"]["all"].append("app2")
         data["groups"]["sidekiq"].append("app2")

@@ -73,5 +73,41 @@ class ObjectStorage(unittest.TestCase):
         self.assertEqual(topology.s3_public_url("", "media"), "")
 
 
+class Sidekiq(unittest.TestCase):
+    KNOWN = ["default", "push", "ingress", "scheduler"]
+
+    def test_instances_one_per_count(self):
+        self.assertEqual(topology.sidekiq_instances([{"name": "ingress", "queues": ["ingress"], "count": 2},
+                                                     {"name": "all", "queues": ["default"], "concurrency": 25}]),
+                         [{"instance": "ingress-1", "queues": ["ingress"], "concurrency": 5},
+                          {"instance": "ingress-2", "queues": ["ingress"], "concurrency": 5},
+                          {"instance": "all-1", "queues": ["default"], "concurrency": 25}])
+        self.assertEqual(topology.sidekiq_instances(None), [])
+
+    def test_a_good_fleet_has_no_problem(self):
+        fleet = {"s1": [{"name": "a", "queues": ["default,8", "push,2", "scheduler"]}],
+                 "s2": [{"name": "in", "queues": ["ingress"], "count": 6}]}
+        self.assertEqual(topology.sidekiq_fleet_problems(fleet, self.KNOWN), [])
+
+    def test_scheduler_counts_every_process_of_every_host(self):
+        fleet = {"s1": [{"name": "a", "queues": ["default", "push", "ingress", "scheduler"], "count": 2}],
+                 "s2": [{"name": "b", "queues": ["scheduler"]}]}
+        problems = topology.sidekiq_fleet_problems(fleet, self.KNOWN)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("but 3 do (s1:a, s2:b)", problems[0])
+
+    def test_unknown_and_unserved_queues(self):
+        fleet = {"s1": [{"name": "a", "queues": ["default", "scheduler", "pushh"]}]}
+        self.assertEqual(topology.sidekiq_fleet_problems(fleet, self.KNOWN)[0],
+                         "Unknown queue(s) pushh: Mastodon has default, push, ingress, scheduler.")
+        self.assertRegex(topology.sidekiq_fleet_problems(fleet, self.KNOWN)[1], r"^No process serves push, ingress: ")
+
+    def test_inventory_hosts_fall_back_to_the_default_processes(self):
+        hostvars = {"s1": {}, "s2": {"mastodon_sidekiq_processes": [{"name": "b", "queues": ["scheduler"]}]}}
+        default = [{"name": "all", "queues": ["default", "push", "ingress", "scheduler"]}]
+        self.assertIn("but 2 do (s1:all, s2:b)",
+                      topology.sidekiq_fleet_problems_of(["s1", "s2"], hostvars, default, self.KNOWN)[0])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -14,7 +14,6 @@ Input of preflight_report (every key optional):
       secrets: {name: {length, placeholder}},
       env: {state: absent|read|error|skipped, path, values: {LOCAL_DOMAIN, WEB_DOMAIN}, error}}}
   admin_connections: 10                  headroom for tootctl, rake and psql
-  fleet_problem: ""                      the mastodon_sidekiq fleet check's message, if it failed
   secrets_problem: ""                    the mastodon role's secrets check's message, if it failed
 Output: {problems: [..], table: [lines], rows: [..], totals: {..}, release: [lines]}; `release` says
 which floors of the chosen Mastodon release were checked (one line per mastodon_version).
@@ -50,7 +49,7 @@ SUPPORTED_ARCH = ["x86_64", "aarch64"]
 # PostgreSQL's default superuser_reserved_connections; reserved_connections (16+) defaults to 0.
 PG_SUPERUSER_RESERVED = 3
 # A Sidekiq process without `concurrency` (roles/mastodon_sidekiq/vars/main.yml) and without `count`.
-SIDEKIQ_DEFAULT_CONCURRENCY = 5
+SIDEKIQ_DEFAULT_CONCURRENCY = topology.SIDEKIQ_DEFAULT_CONCURRENCY
 PLACEHOLDER = "CHANGE-ME"
 SECRETS_FILE = "inventories/<env>/group_vars/all/secrets.yml"
 
@@ -728,6 +727,19 @@ def preflight_budget(data):
     return _result(ctx, *budget(ctx))
 
 
+def check_sidekiq_fleet(ctx):
+    """The mastodon_sidekiq role's fleet rules (plugins/filter/topology.py), as one problem."""
+    hosts = [h for h in ctx.group("sidekiq") if not ctx.skip_unknown(h, ctx.setting(h, "mastodon_sidekiq_processes"))]
+    if not hosts:
+        return
+    processes = {h: ctx.setting(h, "mastodon_sidekiq_processes") for h in hosts}
+    if not all(isinstance(p, list) and all(isinstance(x, dict) for x in p) for p in processes.values()):
+        return  # budget() names the host whose processes are not a list
+    problems = topology.sidekiq_fleet_problems(processes, ctx.setting(hosts[0], "mastodon_sidekiq_known_queues", []))
+    if problems:
+        ctx.problems.append("Sidekiq processes in the inventory: " + " ".join(problems))
+
+
 def preflight_report(data):
     """Every check, problems in a fixed order: {problems, table, rows, totals}."""
     ctx = _Ctx(data)
@@ -738,9 +750,9 @@ def preflight_report(data):
     release = check_release(ctx)
     check_trusted_proxies(ctx)
     check_installed_domains(ctx)
-    for key in ("fleet_problem", "secrets_problem"):
-        if (ctx.data.get(key) or "").strip():
-            ctx.problems.append(ctx.data[key].strip())
+    check_sidekiq_fleet(ctx)
+    if (ctx.data.get("secrets_problem") or "").strip():
+        ctx.problems.append(ctx.data["secrets_problem"].strip())
     return _result(ctx, *budget(ctx), release=release)
 
 
