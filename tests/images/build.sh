@@ -46,6 +46,11 @@ UNIT
   chroot "$root" systemctl enable ssh.service ssh-hostkeys.service >/dev/null 2>&1 || true
   printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n' > "$root/etc/ssh/sshd_config.d/test-host.conf"
   mkdir -p "$root/root/.ssh" && chmod 700 "$root/root/.ssh"
+  # Throwaway hosts: dpkg skips fsync and writes no manuals, docs or translations. Most of a first
+  # converge is apt installing packages (tests only; real servers keep Debian's defaults).
+  printf 'force-unsafe-io\n' > "$root/etc/dpkg/dpkg.cfg.d/test-host-unsafe-io"
+  printf 'path-exclude=/usr/share/doc/*\npath-exclude=/usr/share/man/*\npath-exclude=/usr/share/info/*\npath-exclude=/usr/share/locale/*\n' \
+    > "$root/etc/dpkg/dpkg.cfg.d/test-host-no-docs"
   # Downloaded packages stay in the cache dir that the hosts share with the machine.
   rm -f "$root/etc/apt/apt.conf.d/docker-clean"
   apt-get clean -o Dir="$root" >/dev/null 2>&1 || true
