@@ -136,8 +136,6 @@ class FilterModule:
             "topology_is_bucket_name": is_bucket_name,
             "topology_is_secret": is_secret,
             "topology_host_address": host_address,
-            "topology_host_port": host_port,
-            "topology_url": url,
             "topology_backends": backends,
             "topology_s3_endpoint": s3_endpoint,
             "topology_s3_public_url": s3_public_url,

@@ -48,7 +48,7 @@ SUPPORTED_OS = {"Debian": ["12", "13"]}
 SUPPORTED_ARCH = ["x86_64", "aarch64"]
 # PostgreSQL's default superuser_reserved_connections; reserved_connections (16+) defaults to 0.
 PG_SUPERUSER_RESERVED = 3
-# A Sidekiq process without `concurrency` (roles/mastodon_sidekiq/vars/main.yml) and without `count`.
+# A Sidekiq process without `concurrency` (plugins/filter/topology.py, as the mastodon_sidekiq role) and without `count`.
 SIDEKIQ_DEFAULT_CONCURRENCY = topology.SIDEKIQ_DEFAULT_CONCURRENCY
 PLACEHOLDER = "CHANGE-ME"
 SECRETS_FILE = "inventories/<env>/group_vars/all/secrets.yml"
