@@ -56,18 +56,18 @@ def url(scheme, address, port=None, path=""):
     return "%s://%s%s" % (scheme, host_port(address, port) if port else host_address(address), path)
 
 
-def backends(hosts, hostvars, port_var, default_ports, address_var="wiring_private_address"):
+def backends(hosts, hostvars, port_var, address_var="wiring_private_address"):
     """host:port for every port of every host, in inventory order: the edge's upstreams. A host's
-    ports come from `port_var` (a number or a list), else `default_ports`."""
+    ports are its `port_var` (a number or a list; the role's default is among its hostvars)."""
     out = []
     for host in hosts or []:
-        ports = hostvars[host].get(port_var, default_ports)
+        ports = hostvars[host][port_var]
         for port in ports if isinstance(ports, (list, tuple)) else [ports]:
             out.append(host_port(hostvars[host][address_var], port))
     return out
 
 
-def s3_endpoint(external, external_endpoint="", swift_address="", swift_port=8080):
+def s3_endpoint(external, external_endpoint, swift_address, swift_port):
     """Where Mastodon talks S3: the external provider's endpoint, or the first Swift host's s3api."""
     if external:
         return (external_endpoint or "").rstrip("/")

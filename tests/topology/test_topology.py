@@ -44,24 +44,24 @@ class Addresses(unittest.TestCase):
 
     def test_backends_expand_every_port_of_every_host_in_order(self):
         hostvars = {
-            "web1": {"wiring_private_address": "10.0.0.1", "mastodon_streaming_ports": [4000, 4001]},
-            "web2": {"wiring_private_address": "fd00::2"},
+            "web1": {"wiring_private_address": "10.0.0.1", "mastodon_web_port": 3000, "mastodon_streaming_ports": [4000, 4001]},
+            "web2": {"wiring_private_address": "fd00::2", "mastodon_web_port": 3000, "mastodon_streaming_ports": [4000]},
             "web3": {"wiring_private_address": "10.0.0.3", "mastodon_web_port": 3100},
         }
-        self.assertEqual(topology.backends(["web1", "web2"], hostvars, "mastodon_streaming_ports", [4000]),
+        self.assertEqual(topology.backends(["web1", "web2"], hostvars, "mastodon_streaming_ports"),
                          ["10.0.0.1:4000", "10.0.0.1:4001", "[fd00::2]:4000"])
-        self.assertEqual(topology.backends(["web2", "web3"], hostvars, "mastodon_web_port", 3000),
+        self.assertEqual(topology.backends(["web2", "web3"], hostvars, "mastodon_web_port"),
                          ["[fd00::2]:3000", "10.0.0.3:3100"])
-        self.assertEqual(topology.backends([], hostvars, "mastodon_web_port", 3000), [])
-        self.assertEqual(topology.backends(None, hostvars, "mastodon_web_port", 3000), [])
+        self.assertEqual(topology.backends([], hostvars, "mastodon_web_port"), [])
+        self.assertEqual(topology.backends(None, hostvars, "mastodon_web_port"), [])
 
 
 class ObjectStorage(unittest.TestCase):
     def test_endpoint_swift_or_external(self):
-        self.assertEqual(topology.s3_endpoint(False, swift_address="10.0.0.9"), "http://10.0.0.9:8080")
-        self.assertEqual(topology.s3_endpoint(False, swift_address="fd00::9", swift_port=8081), "http://[fd00::9]:8081")
-        self.assertEqual(topology.s3_endpoint(False), "")
-        self.assertEqual(topology.s3_endpoint(True, "https://s3.example.com//"), "https://s3.example.com")
+        self.assertEqual(topology.s3_endpoint(False, "", "10.0.0.9", 8080), "http://10.0.0.9:8080")
+        self.assertEqual(topology.s3_endpoint(False, "", "fd00::9", 8081), "http://[fd00::9]:8081")
+        self.assertEqual(topology.s3_endpoint(False, "", "", None), "")
+        self.assertEqual(topology.s3_endpoint(True, "https://s3.example.com//", "", None), "https://s3.example.com")
 
     def test_public_url(self):
         self.assertEqual(topology.s3_public_url("http://10.0.0.9:8080", "media", access_key_id="mastodon:media"),

@@ -1,7 +1,7 @@
 """The preflight's checks and the connection budget, as pure functions of plain data.
 
 tasks/main.yml collects, for every inventory host, the settings the checks need (from hostvars,
-with the roles' defaults where the inventory sets nothing) and hands them to `preflight_report`.
+which hold the roles' defaults where the inventory sets nothing) and hands them to `preflight_report`.
 Nothing here reads Ansible state, so tests/preflight/test_filters.py calls it with dicts.
 
 Input of preflight_report (every key optional):
