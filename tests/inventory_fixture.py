@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Inventory fixtures: a base inventory, a small overlay, and what a run against it must print.
+One format for the preflight fixtures (tests/preflight/<name>/fixture.yml, on a base under
+tests/preflight/base/) and the whole-stack bad inventories (tests/whole-stack/bad-inventories/,
+on the Molecule scenario's inventory). A fixture's keys, each optional:
+
+  base: small.yml                  preflight only: the inventory under tests/preflight/base/
+  group_vars: {group: {var: v}}    host-level values for every host of the group (`all`: every
+                                   host): they beat every value the base inventory has
+  hosts: {host: {var: v} | null}   a host's own values (a new host is added; null: the host is
+                                   taken out of the inventory)
+  groups: {group: [host, ...]}     the group's own hosts, replaced
+  args: [--check, --limit, a,b]    more arguments for ansible-playbook
+  exit: 2                          the exit status (default: any but 0)
+  expect: [regex, ...]             each must match the output (multi-line: ^ and $ match lines)
+  expect_not: [regex, ...]         none may match
+
+  inventory_fixture.py compose FIXTURE OUT_DIR     OUT_DIR/hosts.yml (+ app/ if the fixture has one)
+  inventory_fixture.py args FIXTURE                the extra arguments, one per line
+  inventory_fixture.py check FIXTURE OUTPUT RC     the failures, one per line; exit 1 if any
+"""
+import os
+import re
+import sys
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PREFLIGHT_BASES = os.path.join(HERE, 'preflight', 'base')
+
+
+def load(path):
+    return yaml.safe_load(open(path)) or {}
+
+
+def _groups(node, name='all'):
+    """Every group of an Ansible YAML inventory: {name: its mapping}, nested children included."""
+    out = {name: node}
+    for child, sub in ((node or {}).get('children') or {}).items():
+        if sub is None:
+            sub = node['children'][child] = {}
+        out.update(_groups(sub, child))
+    return out
+
+
+def _all_groups(inventory):
+    # Molecule writes groups at the top level beside `all`; hand-written inventories nest them.
+    out = {}
+    for name, node in inventory.items():
+        out.update(_groups(node if node is not None else {}, name))
+    return out
+
+
+def _members(groups, name):
+    node = groups.get(name) or {}
+    hosts = list((node.get('hosts') or {}).keys())
+    for child in (node.get('children') or {}):
+        hosts += [h for h in _members(groups, child) if h not in hosts]
+    return hosts
+
+
+def overlay(inventory, fixture):
+    """Applies the fixture's groups and removed hosts to `inventory` (in place) and returns the
+    host-level values to give each host: {host: {var: value}}."""
+    groups = _all_groups(inventory)
+    every_host = []
+    for name in groups:
+        every_host += [h for h in _members(groups, name) if h not in every_host]
+    for name, hosts in (fixture.get('groups') or {}).items():
+        if name not in groups:
+            raise SystemExit(f'fixture: no group {name} in the base inventory')
+        groups[name]['hosts'] = {h: None for h in hosts or []}
+    values = {}
+    for name, group_values in (fixture.get('group_vars') or {}).items():
+        for host in (every_host if name == 'all' else _members(groups, name)):
+            values.setdefault(host, {}).update(group_values)
+    for host, host_values in (fixture.get('hosts') or {}).items():
+        if host_values is None:
+            for node in groups.values():
+                (node.get('hosts') or {}).pop(host, None)
+            values.pop(host, None)
+        else:
+            values.setdefault(host, {}).update(host_values)
+    return values
+
+
+def compose(fixture_path, out_dir):
+    """A preflight fixture's inventory: the base with the overlay, host values inline (the base has
+    no host_vars files, so inline host values rank highest)."""
+    fixture = load(fixture_path)
+    inventory = load(os.path.join(PREFLIGHT_BASES, fixture['base']))
+    values = overlay(inventory, fixture)
+    hosts = inventory['all'].setdefault('hosts', {}) or {}
+    inventory['all']['hosts'] = hosts
+    for host, host_values in values.items():
+        hosts[host] = dict(hosts.get(host) or {}, **host_values)
+    os.makedirs(out_dir, exist_ok=True)
+    yaml.safe_dump(inventory, open(os.path.join(out_dir, 'hosts.yml'), 'w'), sort_keys=False)
+    app = os.path.join(os.path.dirname(os.path.abspath(fixture_path)), 'app')
+    if os.path.isdir(app) and not os.path.exists(os.path.join(out_dir, 'app')):
+        os.symlink(app, os.path.join(out_dir, 'app'))
+
+
+def check(fixture, output, rc):
+    problems = []
+    want = fixture.get('exit')
+    if want is None and rc == 0:
+        problems.append('exit status 0, expected a failure')
+    elif want is not None and rc != int(want):
+        problems.append(f'exit status {rc}, expected {want}')
+    for pattern in fixture.get('expect') or []:
+        if not re.search(pattern, output, re.M):
+            problems.append(f'no match for {pattern!r}')
+    for pattern in fixture.get('expect_not') or []:
+        if re.search(pattern, output, re.M):
+            problems.append(f'unexpected match for {pattern!r}')
+    return problems
+
+
+def main(argv):
+    command, fixture_path = argv[0], argv[1]
+    if command == 'compose':
+        compose(fixture_path, argv[2])
+    elif command == 'args':
+        print('\n'.join(str(a) for a in load(fixture_path).get('args') or []))
+    elif command == 'check':
+        problems = check(load(fixture_path), open(argv[2]).read(), int(argv[3]))
+        print('\n'.join(problems))
+        return 1 if problems else 0
+    else:
+        raise SystemExit(__doc__)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
