@@ -1,6 +1,7 @@
 """The toolkit's topology rules, in one tested place: how addresses become URLs and backends (IPv6
-in brackets), which backends the edge sends to, where media are read, and the name and secret rules
-that preflight and the roles' own checks share.
+in brackets), which backends the edge sends to, where media are read, the name and secret rules
+that preflight and the roles' own checks share, Sidekiq's processes, and the arithmetic of the
+database connection budget (preflight reports it).
 
 Plain functions over plain data, exposed as filters (ansible.cfg and Molecule's config put
 plugins/filter on the filter path) and imported by roles/preflight/filter_plugins/preflight.py.
@@ -11,6 +12,8 @@ import re
 
 # Threads of a Sidekiq process that sets no `concurrency` (upstream's default is 5 too).
 SIDEKIQ_DEFAULT_CONCURRENCY = 5
+# PostgreSQL's default superuser_reserved_connections; reserved_connections (16+) defaults to 0.
+PG_SUPERUSER_RESERVED = 3
 # Shortest random secret accepted (passwords of Redis, object storage keys, Swift's hash suffix).
 MIN_SECRET_LENGTH = 16
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -127,6 +130,30 @@ def sidekiq_fleet_problems_of(hosts, hostvars, default_processes, known_queues):
     """sidekiq_fleet_problems for inventory hosts, each with its own mastodon_sidekiq_processes or the default."""
     return sidekiq_fleet_problems(
         {h: hostvars[h].get("mastodon_sidekiq_processes", default_processes) for h in hosts or []}, known_queues)
+
+
+def pg_reserved_slots(settings):
+    """Connection slots ordinary users cannot have, from a server's settings (as postgresql.conf):
+    superuser_reserved_connections (default 3) + reserved_connections (default 0)."""
+    settings = settings or {}
+    return (int(settings.get("superuser_reserved_connections", PG_SUPERUSER_RESERVED))
+            + int(settings.get("reserved_connections", 0)))
+
+
+def pgbouncer_server_connections(databases, default_pool, reserve, users, max_db_connections=0):
+    """Server connections one PgBouncer may open to PostgreSQL: for each database (its own
+    pool_size, else default_pool) and each auth user, pool + reserve, capped per database by
+    max_db_connections (0: no cap). Returns (total, [(pool, reserve), ...] per database)."""
+    users = max(int(users), 1)
+    total, shapes = 0, []
+    for db in databases or [{}]:
+        pool = int((db or {}).get("pool_size") or default_pool)
+        per_db = (pool + int(reserve)) * users
+        if max_db_connections:
+            per_db = min(per_db, int(max_db_connections))
+        total += per_db
+        shapes.append((pool, int(reserve)))
+    return total, shapes
 
 
 class FilterModule:

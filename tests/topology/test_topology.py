@@ -109,5 +109,24 @@ class Sidekiq(unittest.TestCase):
                       topology.sidekiq_fleet_problems_of(["s1", "s2"], hostvars, default, self.KNOWN)[0])
 
 
+
+class ConnectionBudget(unittest.TestCase):
+    def test_pg_reserved_slots(self):
+        self.assertEqual(topology.pg_reserved_slots({}), 3)
+        self.assertEqual(topology.pg_reserved_slots(None), 3)
+        self.assertEqual(topology.pg_reserved_slots({"superuser_reserved_connections": 5, "reserved_connections": 2}), 7)
+
+    def test_pgbouncer_server_connections(self):
+        # One database with the default pool: (20 + 5) for one user.
+        self.assertEqual(topology.pgbouncer_server_connections([{}], 20, 5, 1), (25, [(20, 5)]))
+        # A database's own pool_size wins; every auth user has its own pools.
+        self.assertEqual(topology.pgbouncer_server_connections([{"pool_size": 40}, {}], 20, 5, 2),
+                         (140, [(40, 5), (20, 5)]))
+        # max_db_connections caps each database.
+        self.assertEqual(topology.pgbouncer_server_connections([{"pool_size": 40}], 20, 5, 2, 50), (50, [(40, 5)]))
+        # No databases listed: one default pool, as PgBouncer's auto-database.
+        self.assertEqual(topology.pgbouncer_server_connections([], 20, 0, 0), (20, [(20, 0)]))
+
+
 if __name__ == "__main__":
     unittest.main()

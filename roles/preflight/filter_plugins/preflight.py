@@ -46,8 +46,6 @@ REQUIRED_GROUPS = {
 APP_GROUPS = ["web", "sidekiq", "streaming"]
 SUPPORTED_OS = {"Debian": ["12", "13"]}
 SUPPORTED_ARCH = ["x86_64", "aarch64"]
-# PostgreSQL's default superuser_reserved_connections; reserved_connections (16+) defaults to 0.
-PG_SUPERUSER_RESERVED = 3
 # A Sidekiq process without `concurrency` (plugins/filter/topology.py, as the mastodon_sidekiq role) and without `count`.
 SIDEKIQ_DEFAULT_CONCURRENCY = topology.SIDEKIQ_DEFAULT_CONCURRENCY
 PLACEHOLDER = "CHANGE-ME"
@@ -542,8 +540,8 @@ def _pg_limits(ctx, host):
     """max_connections and the slots ordinary users cannot have (postgres_settings wins, as in the role)."""
     settings = ctx.setting(host, "postgres_settings", {}) or {}
     raw = settings.get("max_connections", ctx.setting(host, "postgres_max_connections"))
-    reserved = (_int(settings.get("superuser_reserved_connections", PG_SUPERUSER_RESERVED)) or 0) \
-        + (_int(settings.get("reserved_connections", 0)) or 0)
+    reserved = topology.pg_reserved_slots(
+        {k: _int(v) or 0 for k, v in settings.items() if k in ("superuser_reserved_connections", "reserved_connections")})
     if ctx.skip_unknown(host, raw, "postgres_max_connections"):
         return None, reserved
     max_conn = _int(raw)
@@ -603,16 +601,11 @@ def _pgbouncer_server(ctx, host):
             ctx.problems.append(f"pgbouncer_default_pool_size and pgbouncer_reserve_pool_size on {host} must be "
                                 f"whole numbers: fix them (group_vars/pgbouncer.yml).")
         return None, ""
-    databases = ctx.setting(host, "pgbouncer_databases", []) or [{}]
+    databases = [{"pool_size": _int((db or {}).get("pool_size"))}
+                 for db in ctx.setting(host, "pgbouncer_databases", []) or [{}]]
     users = max(len(ctx.setting(host, "pgbouncer_auth_users", []) or []), 1)
-    total, parts = 0, []
-    for db in databases:
-        pool = _int((db or {}).get("pool_size")) or default_pool
-        per_db = (pool + reserve) * users
-        if max_db:
-            per_db = min(per_db, max_db)
-        total += per_db
-        parts.append(f"{pool}+{reserve}" + (f" x {users} users" if users > 1 else ""))
+    total, shapes = topology.pgbouncer_server_connections(databases, default_pool, reserve, users, max_db)
+    parts = [f"{pool}+{res}" + (f" x {users} users" if users > 1 else "") for pool, res in shapes]
     return total, " + ".join(f"({p})" for p in parts)
 
 
