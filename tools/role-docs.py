@@ -17,8 +17,11 @@ def cell(text):
 
 
 def table(role):
-    spec = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]
-    defaults = yaml.safe_load((role / "defaults/main.yml").read_text()) or {}
+    specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    # The main entry point; a role with none (called only through tasks_from) lists every entry point's options.
+    spec = specs.get("main") or {"options": {k: v for entry in specs.values() for k, v in (entry.get("options") or {}).items()}}
+    defaults_file = role / "defaults/main.yml"
+    defaults = (yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {}
     rows = ["| variable | type | default | description |", "| --- | --- | --- | --- |"]
     for name, opt in spec.get("options", {}).items():
         kind = opt.get("type", "str") + (f" of {opt['elements']}" if "elements" in opt else "")
