@@ -46,8 +46,10 @@ def _groups(node, name='all'):
 def _all_groups(inventory):
     # Molecule writes groups at the top level beside `all`; hand-written inventories nest them.
     out = {}
-    for name, node in inventory.items():
-        out.update(_groups(node if node is not None else {}, name))
+    for name in list(inventory):
+        if inventory[name] is None:
+            inventory[name] = {}
+        out.update(_groups(inventory[name], name))
     return out
 
 
@@ -90,8 +92,7 @@ def compose(fixture_path, out_dir):
     fixture = load(fixture_path)
     inventory = load(os.path.join(PREFLIGHT_BASES, fixture['base']))
     values = overlay(inventory, fixture)
-    hosts = inventory['all'].setdefault('hosts', {}) or {}
-    inventory['all']['hosts'] = hosts
+    hosts = inventory['all']['hosts'] = inventory['all'].get('hosts') or {}
     for host, host_values in values.items():
         hosts[host] = dict(hosts.get(host) or {}, **host_values)
     os.makedirs(out_dir, exist_ok=True)

@@ -46,23 +46,33 @@ class VarsModule(BaseVarsPlugin):
         all_group = next((e for e in entities if isinstance(e, Group) and e.name == 'all'), None)
         if all_group is None:
             return {}
-        # Loaded as Ansible loads group_vars files: trusted as templates (ansible-core 2.19 renders
-        # only trusted strings). The wiring beats a role's default of the same name, as before.
-        data, owner = {}, {}
-        for path in sorted(glob.glob(ROLE_DEFAULTS)):
-            role = path.split(os.sep)[-3]
-            for name, value in (self._load(loader, path)).items():
-                if name in owner:
-                    raise AnsibleError('%s is a default of both roles %s and %s: one name, one owner'
-                                       % (name, owner[name], role))
-                owner[name] = role
-                data[name] = value
-        data.update(self._load(loader, WIRING))
         # Ansible ranks vars plugins' values for `all` above the `all: vars:` of the inventory file
         # (hosts.yml): leave those names out, so an operator's value there wins too.
         inline = all_group.get_vars()
-        return {name: value for name, value in data.items() if name not in inline}
+        return {name: value for name, value in self._merged(loader).items() if name not in inline}
+
+    _data = None
+
+    @classmethod
+    def _merged(cls, loader):
+        """Every role's defaults, then the wiring over them: built once per process (Ansible asks
+        for the inventory's variables on every task of every host)."""
+        if cls._data is None:
+            data, owner = {}, {}
+            for path in sorted(glob.glob(ROLE_DEFAULTS)):
+                role = path.split(os.sep)[-3]
+                for name, value in cls._load(loader, path).items():
+                    if name in owner:
+                        raise AnsibleError('%s is a default of both roles %s and %s: one name, one owner'
+                                           % (name, owner[name], role))
+                    owner[name] = role
+                    data[name] = value
+            data.update(cls._load(loader, WIRING))  # the wiring beats a role's default of the same name
+            cls._data = data
+        return cls._data
 
     @staticmethod
     def _load(loader, path):
+        # As Ansible loads group_vars files: trusted as templates (ansible-core 2.19 renders only
+        # trusted strings).
         return loader.load_from_file(path, cache='all', unsafe=True, trusted_as_template=True) or {}
