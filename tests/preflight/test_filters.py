@@ -386,5 +386,32 @@ class EnvFile(unittest.TestCase):
                          ("error", "/x/.env.production", "Permission denied"))
 
 
+
+class Addresses(unittest.TestCase):
+    def test_each_host_must_have_its_private_address(self):
+        data = inventory()
+        data["hosts"]["db1"]["addresses"] = ["10.0.0.99", "fd00::1"]
+        data["hosts"]["db1"]["address_set"] = True
+        assert_one_problem(self, data, "The private_address of db1, 10.0.0.41, is not an address db1 has (it has 10.0.0.99, fd00::1)")
+
+    def test_a_public_address_needs_the_operators_word(self):
+        data = inventory()
+        data["hosts"]["db2"]["address"] = "203.0.113.7"
+        assert_one_problem(self, data, "db2 has no private_address, and its default IPv4 address 203.0.113.7 is a public address")
+        data["hosts"]["db2"]["settings"]["preflight_allow_public_address"] = True
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+
+    def test_a_name_is_not_an_address(self):
+        data = inventory()
+        data["hosts"]["db2"].update(address="db2.internal", address_set=True)
+        assert_one_problem(self, data, "The private_address of db2, db2.internal, is not an IP address")
+
+    def test_one_box_needs_no_private_address(self):
+        data = inventory()
+        data["hosts"] = {"box": dict(data["hosts"]["app"], address="203.0.113.7", addresses=["203.0.113.7"])}
+        data["groups"] = {g: ["box"] for g in ["all", "proxy", "web", "streaming", "sidekiq", "db_primary", "pgbouncer", "redis"]}
+        data["groups"]["db_replica"] = []
+        self.assertNotIn("public address", " ".join(pf.preflight_report(data)["problems"]))
+
 if __name__ == "__main__":
     unittest.main()

@@ -483,6 +483,41 @@ def check_trusted_proxies(ctx):
                 f"(the wiring lists every proxy's private_address) or add the missing address(es).")
 
 
+# --- 5b. Private addresses ---------------------------------------------------------------------
+
+def check_addresses(ctx):
+    """With more than one host, each host's private address is what the others connect to and what
+    their firewalls let in: it must be an IP address the host has, on a private network, unless the
+    operator allows a public one for that host. One box talks over loopback and needs none."""
+    if len(ctx.hosts) < 2:
+        return
+    for host in ctx.hosts:
+        record = ctx.record(host)
+        address = record.get("address")
+        if address is None:
+            continue
+        what = (f"The private_address of {host}, {address}," if record.get("address_set")
+                else f"{host} has no private_address, and its default IPv4 address {address}")
+        try:
+            ip = ipaddress.ip_address(str(address).strip("[]"))
+        except ValueError:
+            ctx.problems.append(
+                f"{what} is not an IP address: the other hosts connect to it and the firewalls let them in by it. "
+                f"Set private_address to the host's address on the private network.")
+            continue
+        addresses = record.get("addresses")
+        if addresses is not None and ip.compressed not in [ipaddress.ip_address(a).compressed for a in addresses]:
+            ctx.problems.append(
+                f"{what} is not an address {host} has (it has {', '.join(addresses) or 'none'}): the services there "
+                f"would fail to listen on it. Set private_address to one of the host's addresses.")
+        elif not topology.is_private_address(ip.compressed) and not _bool(ctx.setting(host, "preflight_allow_public_address")):
+            ctx.problems.append(
+                f"{what} is a public address: PostgreSQL, PgBouncer, Redis, Puma and the object storage would listen "
+                f"on it and the hosts would talk across the internet. Set private_address to the host's address on a "
+                f"private network (RFC 1918, CGNAT 100.64.0.0/10 or IPv6 ULA fc00::/7), or, if the hosts have no "
+                f"private network, set preflight_allow_public_address: true for {host} (and narrow firewall_ssh_sources).")
+
+
 # --- 6. LOCAL_DOMAIN of an installed instance ---------------------------------------------------
 
 def check_installed_domains(ctx):
@@ -742,6 +777,7 @@ def preflight_report(data):
     check_os(ctx)
     release = check_release(ctx)
     check_trusted_proxies(ctx)
+    check_addresses(ctx)
     check_installed_domains(ctx)
     check_sidekiq_fleet(ctx)
     if (ctx.data.get("secrets_problem") or "").strip():
