@@ -1,7 +1,8 @@
 """The toolkit's topology rules, in one tested place: how addresses become URLs and backends (IPv6
 in brackets), which backends the edge sends to, where media are read, the name and secret rules
-that preflight and the roles' own checks share, Sidekiq's processes, and the arithmetic of the
-database connection budget (preflight reports it).
+that preflight and the roles' own checks share, Sidekiq's processes, the arithmetic of the
+database connection budget (preflight reports it), and which hosts may reach which service port
+(the firewall).
 
 Plain functions over plain data, exposed as filters (ansible.cfg and Molecule's config put
 plugins/filter on the filter path) and imported by roles/preflight/filter_plugins/preflight.py.
@@ -156,6 +157,136 @@ def pgbouncer_server_connections(databases, default_pool, reserve, users, max_db
     return total, shapes
 
 
+LOOPBACK = "127.0.0.1"
+# Networks a private address may be on: RFC 1918, CGNAT (RFC 6598) and IPv6 unique local (RFC 4193).
+PRIVATE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                       "100.64.0.0/10", "fc00::/7")]
+
+
+def is_private_address(address):
+    """Whether an address is on a private network (PRIVATE_NETWORKS); names and loopback are not."""
+    try:
+        ip = ipaddress.ip_address(str(address).strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in net for net in PRIVATE_NETWORKS if net.version == ip.version)
+
+
+def serves_only_itself(host, clients):
+    """Whether every client of a service on `host` runs on `host` itself (a one-box layout): the
+    service then listens on loopback only, and its clients connect to 127.0.0.1."""
+    return bool(host) and all(c == host for c in clients or [])
+
+
+def reach(host, clients, hostvars, address_var="wiring_private_address"):
+    """Where the clients of a service on `host` connect: 127.0.0.1 when they all run on that host,
+    else its private address ("" when there is no such host)."""
+    if not host:
+        return ""
+    return LOOPBACK if serves_only_itself(host, clients) else hostvars[host][address_var]
+
+
+def _ips(addresses, what):
+    out = []
+    for a in addresses:
+        try:
+            ip = ipaddress.ip_address(str(a).strip("[]"))
+        except ValueError:
+            raise ValueError("%s: %r is not an IP address (private_address must be one)" % (what, a))
+        if ip.compressed not in out:
+            out.append(ip.compressed)
+    return out
+
+
+def firewall_services(host, groups, hostvars, address_var="wiring_private_address"):
+    """The service ports `host` serves to other hosts, each open only to the hosts that the wiring
+    connects to it: [{name, ports, sources}], sources being their private addresses (the host
+    itself reaches its own services over loopback or its own address, which the firewall accepts)."""
+    def group(name):
+        return list(groups.get(name) or [])
+    app = list(dict.fromkeys(group("web") + group("sidekiq") + group("streaming")))
+    db = group("db_primary") + group("db_replica")
+    mine = hostvars[host]
+    # (service, its ports on this host, the hosts that connect to it), as plugins/vars/wiring.yml wires them.
+    wired = []
+    if host in db:
+        # The pooler, the app (migrations go straight to the primary, reads to the replica) and the
+        # replicas (streaming replication, pg_basebackup).
+        wired.append(("postgresql", [mine["postgres_port"]], group("pgbouncer") + app + db))
+    if host in group("pgbouncer"):
+        wired.append(("pgbouncer", [mine["pgbouncer_port"]], app))
+    if host in group("redis"):
+        wired.append(("redis", [i["port"] for i in mine["redis_instances"]], app))
+    if host in group("web"):
+        wired.append(("puma", [mine["mastodon_web_port"]], group("proxy")))
+    if host in group("streaming"):
+        wired.append(("streaming", mine["mastodon_streaming_ports"], group("proxy")))
+    if host in group("object_storage") and mine.get("object_storage_backend", "swift") == "swift":
+        # The app reads and writes media; the media proxy on the edge fetches them.
+        wired.append(("object storage", [mine["object_storage_swift_port"]], app + group("proxy")))
+    out = []
+    for name, ports, clients in wired:
+        others = [c for c in dict.fromkeys(clients) if c != host]
+        sources = _ips([hostvars[c][address_var] for c in others], "%s's %s clients" % (host, name))
+        if sources:
+            out.append({"name": name, "ports": sorted({int(p) for p in ports}), "sources": sources})
+    return out
+
+
+def split_families(networks):
+    """Addresses and networks (CIDR) as {"ipv4": [...], "ipv6": [...]}, for nftables' ip and ip6 sets."""
+    out = {"ipv4": [], "ipv6": []}
+    for n in networks or []:
+        net = ipaddress.ip_network(str(n), strict=False)
+        text = str(net.network_address) if net.num_addresses == 1 else str(net)
+        family = "ipv4" if net.version == 4 else "ipv6"
+        if text not in out[family]:
+            out[family].append(text)
+    return out
+
+
+def address_in(address, networks):
+    """Whether an address lies in any of the networks (CIDR or single addresses)."""
+    ip = ipaddress.ip_address(str(address).strip("[]"))
+    return any(ip in ipaddress.ip_network(str(n), strict=False) for n in networks or [])
+
+
+def firewall_openings(ssh_port, ssh_sources, public_ports, services):
+    """Every opening of a host's firewall: SSH from its sources, the public ports from anywhere,
+    then the services ([{name, ports, sources, protocol}]) as given."""
+    out = [{"name": "ssh", "ports": [int(ssh_port)], "sources": list(ssh_sources)}]
+    if public_ports:
+        out.append({"name": "public", "ports": [int(p) for p in public_ports], "sources": ["0.0.0.0/0", "::/0"]})
+    return out + list(services or [])
+
+
+def bad_networks(networks):
+    """The entries that are not an address or a CIDR network."""
+    bad = []
+    for n in networks or []:
+        try:
+            ipaddress.ip_network(str(n), strict=False)
+        except ValueError:
+            bad.append(n)
+    return bad
+
+
+def nft_accept_rules(services):
+    """nftables input rules for [{name, ports, sources, protocol}]: one accept rule per address
+    family that has sources, its name as the comment."""
+    lines = []
+    for s in services or []:
+        ports = sorted({int(p) for p in s["ports"]})
+        dport = str(ports[0]) if len(ports) == 1 else "{ %s }" % ", ".join(str(p) for p in ports)
+        families = split_families(s["sources"])
+        for family, match in (("ipv4", "ip"), ("ipv6", "ip6")):
+            if families[family]:
+                lines.append('%s saddr { %s } %s dport %s accept comment "%s"' % (
+                    match, ", ".join(families[family]), s.get("protocol") or "tcp", dport,
+                    re.sub(r"[^A-Za-z0-9 ._-]", "", s["name"])))
+    return lines
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -168,4 +299,13 @@ class FilterModule:
             "topology_s3_public_url": s3_public_url,
             "topology_sidekiq_instances": sidekiq_instances,
             "topology_sidekiq_fleet_problems": sidekiq_fleet_problems_of,
+            "topology_firewall_services": firewall_services,
+            "topology_serves_only_itself": serves_only_itself,
+            "topology_is_private_address": is_private_address,
+            "topology_reach": reach,
+            "topology_split_families": split_families,
+            "topology_address_in": address_in,
+            "topology_bad_networks": bad_networks,
+            "topology_firewall_openings": firewall_openings,
+            "topology_nft_accept_rules": nft_accept_rules,
         }

@@ -128,5 +128,98 @@ class ConnectionBudget(unittest.TestCase):
         self.assertEqual(topology.pgbouncer_server_connections([], 20, 0, 0), (20, [(20, 0)]))
 
 
+class Loopback(unittest.TestCase):
+    HOSTVARS = {"box": {"wiring_private_address": "10.0.0.5"}, "db": {"wiring_private_address": "10.0.0.41"}}
+
+    def test_clients_on_the_same_host_use_loopback(self):
+        self.assertTrue(topology.serves_only_itself("box", ["box", "box"]))
+        self.assertEqual(topology.reach("box", ["box"], self.HOSTVARS), "127.0.0.1")
+
+    def test_one_client_elsewhere_makes_it_the_private_address(self):
+        self.assertFalse(topology.serves_only_itself("db", ["db", "box"]))
+        self.assertEqual(topology.reach("db", ["box", "db"], self.HOSTVARS), "10.0.0.41")
+
+    def test_private_addresses(self):
+        for good in ["10.1.2.3", "172.31.255.1", "192.168.0.9", "100.64.0.1", "fd00::5", "[fd12::1]"]:
+            self.assertTrue(topology.is_private_address(good), good)
+        for bad in ["203.0.113.5", "172.32.0.1", "100.128.0.1", "127.0.0.1", "2001:db8::1", "fe80::1", "db.internal", None]:
+            self.assertFalse(topology.is_private_address(bad), bad)
+
+    def test_no_host_no_address(self):
+        self.assertFalse(topology.serves_only_itself("", ["box"]))
+        self.assertEqual(topology.reach("", ["box"], self.HOSTVARS), "")
+
+
+class Firewall(unittest.TestCase):
+    GROUPS = {"proxy": ["edge"], "web": ["web1", "web2"], "streaming": ["web1"], "sidekiq": ["sk"],
+              "db_primary": ["db1"], "db_replica": ["db2"], "pgbouncer": ["db1"], "redis": ["rd"],
+              "object_storage": ["s3"], "monitoring": ["mon"]}
+
+    def hostvars(self, **extra):
+        addresses = {"edge": "10.0.0.10", "web1": "10.0.0.21", "web2": "10.0.0.22", "sk": "10.0.0.31",
+                     "db1": "10.0.0.41", "db2": "fd00::42", "rd": "10.0.0.51", "s3": "10.0.0.61", "mon": "10.0.0.71"}
+        defaults = {"postgres_port": 5432, "pgbouncer_port": 6432, "mastodon_web_port": 3000,
+                    "mastodon_streaming_ports": [4000, 4001], "object_storage_swift_port": 8080,
+                    "object_storage_backend": "swift",
+                    "redis_instances": [{"name": "main", "port": 6379}, {"name": "cache", "port": 6380}]}
+        return {h: dict(defaults, **{"wiring_private_address": a, **extra.get(h, {})}) for h, a in addresses.items()}
+
+    def services(self, host, groups=None, **extra):
+        return {s["name"]: (s["ports"], s["sources"])
+                for s in topology.firewall_services(host, groups or self.GROUPS, self.hostvars(**extra))}
+
+    def test_each_port_only_to_the_hosts_wired_to_it(self):
+        app = ["10.0.0.21", "10.0.0.22", "10.0.0.31"]
+        # The primary: PostgreSQL to the app and the replica (the pooler is itself), PgBouncer to the app.
+        self.assertEqual(self.services("db1"), {"postgresql": ([5432], app + ["fd00::42"]), "pgbouncer": ([6432], app)})
+        self.assertEqual(self.services("db2"), {"postgresql": ([5432], ["10.0.0.41"] + app)})
+        self.assertEqual(self.services("rd"), {"redis": ([6379, 6380], app)})
+        self.assertEqual(self.services("web1"), {"puma": ([3000], ["10.0.0.10"]), "streaming": ([4000, 4001], ["10.0.0.10"])})
+        self.assertEqual(self.services("web2"), {"puma": ([3000], ["10.0.0.10"])})
+        self.assertEqual(self.services("s3"), {"object storage": ([8080], app + ["10.0.0.10"])})
+        # Nothing is served to other hosts from the edge, a Sidekiq host or the monitoring host.
+        for host in ["edge", "sk", "mon"]:
+            self.assertEqual(self.services(host), {}, host)
+
+    def test_a_service_whose_clients_all_share_its_host_opens_nothing(self):
+        one_box = {g: ["box"] for g in ["proxy", "web", "streaming", "sidekiq", "db_primary", "pgbouncer", "redis"]}
+        hostvars = self.hostvars()
+        hostvars["box"] = dict(hostvars["web1"], wiring_private_address="10.0.0.5")
+        self.assertEqual(topology.firewall_services("box", one_box, hostvars), [])
+
+    def test_external_object_storage_opens_no_port(self):
+        self.assertEqual(self.services("s3", s3={"object_storage_backend": "external"}), {})
+
+    def test_a_name_instead_of_an_address_is_refused(self):
+        with self.assertRaisesRegex(ValueError, r"rd's redis clients: 'web1.internal' is not an IP address"):
+            self.services("rd", web1={"wiring_private_address": "web1.internal"})
+
+    def test_families_and_membership(self):
+        self.assertEqual(topology.split_families(["0.0.0.0/0", "::/0", "10.0.0.5", "10.0.0.5/32", "fd00::/8"]),
+                         {"ipv4": ["0.0.0.0/0", "10.0.0.5"], "ipv6": ["::/0", "fd00::/8"]})
+        self.assertTrue(topology.address_in("10.0.0.5", ["192.168.0.0/16", "10.0.0.0/24"]))
+        self.assertTrue(topology.address_in("fd00::1", ["fd00::1"]))
+        self.assertFalse(topology.address_in("10.0.1.5", ["10.0.0.0/24", "::/0"]))
+        self.assertEqual(topology.bad_networks(["10.0.0.0/8", "::/0", "10.0.0.300", "office", 7]), ["10.0.0.300", "office", 7])
+
+    def test_openings_ssh_then_public_then_services(self):
+        redis = {"name": "redis", "ports": [6379], "sources": ["10.0.0.21"]}
+        self.assertEqual(topology.firewall_openings(2222, ["10.9.0.0/16"], [80, 443], [redis]), [
+            {"name": "ssh", "ports": [2222], "sources": ["10.9.0.0/16"]},
+            {"name": "public", "ports": [80, 443], "sources": ["0.0.0.0/0", "::/0"]}, redis])
+        self.assertEqual(len(topology.firewall_openings(22, ["0.0.0.0/0"], [], [])), 1)
+
+    def test_nft_rules_one_per_family_with_a_set_of_ports(self):
+        rules = topology.nft_accept_rules([
+            {"name": "ssh", "ports": [22], "sources": ["0.0.0.0/0", "::/0"]},
+            {"name": "redis", "ports": [6380, 6379, 6379], "sources": ["10.0.0.21", "10.0.0.22/32"]},
+            {"name": "wg \"vpn\"", "ports": [51820], "sources": ["fd00::/8"], "protocol": "udp"}])
+        self.assertEqual(rules, [
+            'ip saddr { 0.0.0.0/0 } tcp dport 22 accept comment "ssh"',
+            'ip6 saddr { ::/0 } tcp dport 22 accept comment "ssh"',
+            'ip saddr { 10.0.0.21, 10.0.0.22 } tcp dport { 6379, 6380 } accept comment "redis"',
+            'ip6 saddr { fd00::/8 } udp dport 51820 accept comment "wg vpn"'])
+
+
 if __name__ == "__main__":
     unittest.main()
