@@ -224,6 +224,9 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
     if host in group("object_storage") and mine.get("object_storage_backend", "swift") == "swift":
         # The app reads and writes media; the media proxy on the edge fetches them.
         wired.append(("object storage", [mine["object_storage_swift_port"]], app + group("proxy")))
+    if mine.get("firewall_exporter_ports"):
+        # Metrics endpoints, for Prometheus on the monitoring hosts.
+        wired.append(("exporters", mine["firewall_exporter_ports"], group("monitoring")))
     out = []
     for name, ports, clients in wired:
         others = [c for c in dict.fromkeys(clients) if c != host]

@@ -181,6 +181,11 @@ class Firewall(unittest.TestCase):
         for host in ["edge", "sk", "mon"]:
             self.assertEqual(self.services(host), {}, host)
 
+    def test_exporters_open_to_the_monitoring_hosts(self):
+        self.assertEqual(self.services("rd", rd={"firewall_exporter_ports": [9121, 9100]})["exporters"],
+                         ([9100, 9121], ["10.0.0.71"]))
+        self.assertNotIn("exporters", self.services("rd", {**self.GROUPS, "monitoring": []}, rd={"firewall_exporter_ports": [9100]}))
+
     def test_a_service_whose_clients_all_share_its_host_opens_nothing(self):
         one_box = {g: ["box"] for g in ["proxy", "web", "streaming", "sidekiq", "db_primary", "pgbouncer", "redis"]}
         hostvars = self.hostvars()
