@@ -163,10 +163,15 @@ PRIVATE_NETWORKS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/
                                                        "100.64.0.0/10", "fc00::/7")]
 
 
+def _ip(address):
+    """An IP address, IPv6 with or without brackets (ValueError for anything else)."""
+    return ipaddress.ip_address(str(address).strip("[]"))
+
+
 def is_private_address(address):
     """Whether an address is on a private network (PRIVATE_NETWORKS); names and loopback are not."""
     try:
-        ip = ipaddress.ip_address(str(address).strip("[]"))
+        ip = _ip(address)
     except ValueError:
         return False
     return any(ip in net for net in PRIVATE_NETWORKS if net.version == ip.version)
@@ -190,7 +195,7 @@ def _ips(addresses, what):
     out = []
     for a in addresses:
         try:
-            ip = ipaddress.ip_address(str(a).strip("[]"))
+            ip = _ip(a)
         except ValueError:
             raise ValueError("%s: %r is not an IP address (private_address must be one)" % (what, a))
         if ip.compressed not in out:
@@ -250,7 +255,7 @@ def split_families(networks):
 
 def address_in(address, networks):
     """Whether an address lies in any of the networks (CIDR or single addresses)."""
-    ip = ipaddress.ip_address(str(address).strip("[]"))
+    ip = _ip(address)
     return any(ip in ipaddress.ip_network(str(n), strict=False) for n in networks or [])
 
 
