@@ -229,15 +229,19 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
     if host in group("object_storage") and mine.get("object_storage_backend", "swift") == "swift":
         # The app reads and writes media; the media proxy on the edge fetches them.
         wired.append(("object storage", [mine["object_storage_swift_port"]], app + group("proxy")))
-    if mine.get("firewall_exporter_ports"):
-        # Metrics endpoints, for Prometheus on the monitoring hosts.
-        wired.append(("exporters", mine["firewall_exporter_ports"], group("monitoring")))
+    if group("monitoring"):
+        # Metrics endpoints (exporters, Mastodon's, streaming's /metrics), for Prometheus.
+        wired.append(("metrics", [e["port"] for e in metrics_endpoints(host, groups, hostvars, address_var)], group("monitoring")))
     out = []
     for name, ports, clients in wired:
         others = [c for c in dict.fromkeys(clients) if c != host]
         sources = _ips([hostvars[c][address_var] for c in others], "%s's %s clients" % (host, name))
         if sources:
             out.append({"name": name, "ports": sorted({int(p) for p in ports}), "sources": sources})
+    if host in group("monitoring") and mine.get("monitoring_web_sources"):
+        # Prometheus's and Alertmanager's web pages, for the operator's own networks.
+        out.append({"name": "monitoring web", "sources": list(mine["monitoring_web_sources"]),
+                    "ports": sorted({int(mine["monitoring_prometheus_port"]), int(mine["monitoring_alertmanager_port"])})})
     return out
 
 
@@ -295,6 +299,55 @@ def nft_accept_rules(services):
     return lines
 
 
+def metrics_endpoints(host, groups, hostvars, address_var="wiring_private_address"):
+    """The metrics endpoints `host` serves to Prometheus, by what it runs: [{job, port, address,
+    labels}]. Exporters listen on loopback when the monitoring hosts are this host alone, else on
+    the private address (Mastodon's exporter on 0.0.0.0, its web and Sidekiq send to 127.0.0.1);
+    streaming serves /metrics where it serves the proxy."""
+    def group(name):
+        return list(groups.get(name) or [])
+    mine = hostvars[host]
+    local = serves_only_itself(host, group("monitoring"))
+    address = LOOPBACK if local else mine[address_var]
+    out = [("node", mine["exporters_node_port"], {})]
+    if host in group("db_primary") or host in group("db_replica"):
+        role = "primary" if host in group("db_primary") else "replica"
+        out.append(("postgres", mine["exporters_postgres_port"], {"role": role}))
+    if host in group("pgbouncer"):
+        out.append(("pgbouncer", mine["exporters_pgbouncer_port"], {}))
+    if host in group("redis"):
+        for index, instance in enumerate(mine["redis_instances"]):
+            out.append(("redis", int(mine["exporters_redis_first_port"]) + index, {"redis_instance": instance["name"]}))
+    if host in group("proxy"):
+        out.append(("nginx", mine["exporters_nginx_port"], {}))
+    if host in group("proxy"):
+        out.append(("edge", mine["exporters_edge_log_port"], {}))
+    if (host in group("web") or host in group("sidekiq")) and mine["mastodon_prometheus_exporter_enabled"]:
+        serves = "+".join(g for g in ("web", "sidekiq") if host in group(g))
+        out.append(("mastodon", mine["mastodon_prometheus_exporter_port"], {"serves": serves}))
+    endpoints = [{"job": job, "port": int(port), "address": address, "labels": labels} for job, port, labels in out]
+    if host in group("streaming"):
+        endpoints += [{"job": "streaming", "port": int(port), "address": mine["wiring_proxied_address"], "labels": {}}
+                      for port in mine["mastodon_streaming_ports"]]
+    return endpoints
+
+
+def scrape_jobs(hosts, groups, hostvars, address_var="wiring_private_address"):
+    """Prometheus scrape jobs for every metrics endpoint of `hosts`: [{job_name, static_configs}],
+    one static config per endpoint, labelled with its inventory host (and role, instance name)."""
+    jobs = {}
+    for host in hosts or []:
+        for e in metrics_endpoints(host, groups, hostvars, address_var):
+            labels = dict(e["labels"], host=host)
+            jobs.setdefault(e["job"], []).append({"targets": [host_port(e["address"], e["port"])], "labels": labels})
+    return [{"job_name": job, "static_configs": configs} for job, configs in jobs.items()]
+
+
+def addresses(hosts, hostvars, address_var="wiring_private_address"):
+    """[{host, address}] of each host, by its private address."""
+    return [{"host": h, "address": hostvars[h][address_var]} for h in hosts or []]
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -316,4 +369,7 @@ class FilterModule:
             "topology_bad_networks": bad_networks,
             "topology_firewall_openings": firewall_openings,
             "topology_nft_accept_rules": nft_accept_rules,
+            "topology_metrics_endpoints": metrics_endpoints,
+            "topology_scrape_jobs": scrape_jobs,
+            "topology_addresses": addresses,
         }

@@ -161,12 +161,19 @@ class Firewall(unittest.TestCase):
         defaults = {"postgres_port": 5432, "pgbouncer_port": 6432, "mastodon_web_port": 3000,
                     "mastodon_streaming_ports": [4000, 4001], "object_storage_swift_port": 8080,
                     "object_storage_backend": "swift",
-                    "redis_instances": [{"name": "main", "port": 6379}, {"name": "cache", "port": 6380}]}
-        return {h: dict(defaults, **{"wiring_private_address": a, **extra.get(h, {})}) for h, a in addresses.items()}
+                    "redis_instances": [{"name": "main", "port": 6379}, {"name": "cache", "port": 6380}],
+                    "exporters_node_port": 9100, "exporters_postgres_port": 9187, "exporters_pgbouncer_port": 9127,
+                    "exporters_redis_first_port": 9121, "exporters_nginx_port": 9113, "exporters_edge_log_port": 3903,
+                    "mastodon_prometheus_exporter_enabled": True, "mastodon_prometheus_exporter_port": 9394,
+                    "monitoring_prometheus_port": 9090, "monitoring_alertmanager_port": 9093}
+        return {h: dict(defaults, **{"wiring_private_address": a, "wiring_proxied_address": a, **extra.get(h, {})})
+                for h, a in addresses.items()}
 
-    def services(self, host, groups=None, **extra):
+    def services(self, host, groups=None, metrics=False, **extra):
+        """Openings by name; the metrics endpoints' only when asked (every host has them)."""
         return {s["name"]: (s["ports"], s["sources"])
-                for s in topology.firewall_services(host, groups or self.GROUPS, self.hostvars(**extra))}
+                for s in topology.firewall_services(host, groups or self.GROUPS, self.hostvars(**extra))
+                if metrics or s["name"] != "metrics"}
 
     def test_each_port_only_to_the_hosts_wired_to_it(self):
         app = ["10.0.0.21", "10.0.0.22", "10.0.0.31"]
@@ -181,10 +188,18 @@ class Firewall(unittest.TestCase):
         for host in ["edge", "sk", "mon"]:
             self.assertEqual(self.services(host), {}, host)
 
-    def test_exporters_open_to_the_monitoring_hosts(self):
-        self.assertEqual(self.services("rd", rd={"firewall_exporter_ports": [9121, 9100]})["exporters"],
-                         ([9100, 9121], ["10.0.0.71"]))
-        self.assertNotIn("exporters", self.services("rd", {**self.GROUPS, "monitoring": []}, rd={"firewall_exporter_ports": [9100]}))
+    def test_metrics_endpoints_open_to_the_monitoring_hosts(self):
+        self.assertEqual(self.services("rd", metrics=True)["metrics"], ([9100, 9121, 9122], ["10.0.0.71"]))
+        self.assertEqual(self.services("web1", metrics=True)["metrics"], ([4000, 4001, 9100, 9394], ["10.0.0.71"]))
+        self.assertEqual(self.services("edge", metrics=True)["metrics"], ([3903, 9100, 9113], ["10.0.0.71"]))
+        self.assertNotIn("metrics", self.services("rd", {**self.GROUPS, "monitoring": []}, metrics=True))
+        # The monitoring host scrapes itself over loopback: nothing to open.
+        self.assertNotIn("metrics", self.services("mon", metrics=True))
+
+    def test_monitoring_web_pages_open_to_the_operators_networks_only(self):
+        self.assertEqual(self.services("mon", mon={"monitoring_web_sources": ["192.0.2.0/24"]})["monitoring web"],
+                         ([9090, 9093], ["192.0.2.0/24"]))
+        self.assertNotIn("monitoring web", self.services("mon"))
 
     def test_a_service_whose_clients_all_share_its_host_opens_nothing(self):
         one_box = {g: ["box"] for g in ["proxy", "web", "streaming", "sidekiq", "db_primary", "pgbouncer", "redis"]}
@@ -228,3 +243,33 @@ class Firewall(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Metrics(unittest.TestCase):
+    """Scrape targets and the exporters' addresses (topology.metrics_endpoints, scrape_jobs)."""
+    GROUPS = Firewall.GROUPS
+
+    def hostvars(self):
+        return Firewall().hostvars()
+
+    def test_each_host_serves_the_endpoints_of_what_it_runs(self):
+        jobs = {e["job"]: e for e in topology.metrics_endpoints("db1", self.GROUPS, self.hostvars())}
+        self.assertEqual(sorted(jobs), ["node", "pgbouncer", "postgres"])
+        self.assertEqual(jobs["postgres"]["labels"], {"role": "primary"})
+        self.assertEqual(jobs["node"]["address"], "10.0.0.41")
+        redis = [e for e in topology.metrics_endpoints("rd", self.GROUPS, self.hostvars()) if e["job"] == "redis"]
+        self.assertEqual([(e["port"], e["labels"]) for e in redis],
+                         [(9121, {"redis_instance": "main"}), (9122, {"redis_instance": "cache"})])
+        sk = {e["job"]: e for e in topology.metrics_endpoints("sk", self.GROUPS, self.hostvars())}
+        self.assertEqual(sk["mastodon"]["labels"], {"serves": "sidekiq"})
+
+    def test_the_monitoring_host_scrapes_its_own_exporters_over_loopback(self):
+        groups = dict(self.GROUPS, monitoring=["db1"])
+        self.assertEqual({e["address"] for e in topology.metrics_endpoints("db1", groups, self.hostvars())}, {"127.0.0.1"})
+
+    def test_scrape_jobs_label_each_target_with_its_host(self):
+        jobs = {j["job_name"]: j["static_configs"] for j in topology.scrape_jobs(["web1", "db2"], self.GROUPS, self.hostvars())}
+        self.assertEqual(jobs["streaming"], [{"targets": ["10.0.0.21:4000"], "labels": {"host": "web1"}},
+                                             {"targets": ["10.0.0.21:4001"], "labels": {"host": "web1"}}])
+        self.assertEqual(jobs["postgres"], [{"targets": ["[fd00::42]:9187"], "labels": {"role": "replica", "host": "db2"}}])
+        self.assertEqual(jobs["mastodon"][0]["labels"], {"serves": "web", "host": "web1"})

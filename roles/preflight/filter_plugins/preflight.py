@@ -151,6 +151,9 @@ def _required_secrets(ctx):
     ]
     if ctx.group("pgbouncer"):
         needs.append(("pgbouncer_stats_password", ctx.group("pgbouncer"), 1, "PgBouncer's stats user password", random))
+    if ctx.group("monitoring") and ctx.group("redis"):
+        needs.append(("redis_monitor_password", ctx.group("redis"), MIN_SECRET_LENGTH,
+                      "the password of the Prometheus exporter's Redis user", random))
     if ctx.group("db_replica"):
         needs.append(("postgres_replication_password", ctx.in_groups(["db_primary", "db_replica"]), 1,
                       "the password replicas stream with", random))
