@@ -1,6 +1,7 @@
 # The one entry point for set-up, lint, tests and the lab.
-#   make lab                      nine local container hosts laid out like inventories/hosted, set up
-#                                 by site.yml over SSH, checked end to end; prints the URL
+#   make lab                      ten local container hosts laid out like inventories/hosted, set up
+#                                 by site.yml over SSH, checked end to end; prints the URLs (the site,
+#                                 Prometheus, Alertmanager, the dashboards) and screenshots the overview
 #   make lab-down                 removes them
 #   make test                     everything CI runs: set-up, lint, the double's own suite, every scenario
 #   make test-double              the Mastodon contract double's own end-to-end suite
@@ -44,6 +45,9 @@ lint: venv
 	ansible-playbook -i inventories/hosted --syntax-check site.yml playbooks/media-to-object-storage.yml
 	python3 -m unittest discover -s tests/mastodon
 	python3 -m unittest discover -s tests/topology
+	python3 -m unittest discover -s tests/monitoring
+	tests/monitoring/check-rules
+	tests/monitoring/consoles/check
 	tests/tools/test-new-inventory
 	tests/preflight/run
 	ansible-playbook -i tests/wiring/inventory tests/wiring/test-precedence.yml
@@ -70,7 +74,9 @@ test-role: setup images
 test-scenario: setup images
 	tests/run-scenarios $(S)
 
+# Chromium takes the lab's screenshot of the monitoring overview.
 lab: setup images
+	@dpkg -s chromium >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 	tests/lab/lab up
 
 lab-down: setup
