@@ -47,6 +47,7 @@ lint: venv
 	python3 -m unittest discover -s tests/topology
 	python3 -m unittest discover -s tests/monitoring
 	tests/monitoring/check-rules
+	tests/monitoring/check-config
 	tests/monitoring/consoles/check
 	tests/tools/test-new-inventory
 	tests/preflight/run

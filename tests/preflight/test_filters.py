@@ -11,7 +11,7 @@ pf = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(pf)
 
 SECRETS = {name: {"length": 32, "placeholder": False} for name in [
-    "mastodon_db_password", "redis_app_password", "redis_admin_password", "pgbouncer_stats_password",
+    "mastodon_db_password", "redis_app_password", "redis_admin_password", "redis_monitor_password", "pgbouncer_stats_password",
     "postgres_replication_password", "object_storage_access_key_id", "object_storage_secret_access_key",
     "object_storage_swift_hash_path_suffix"]}
 DEBIAN = {"distribution": "Debian", "version": "12", "arch": "x86_64"}
@@ -189,6 +189,23 @@ class Inventory(unittest.TestCase):
         data["groups"]["object_storage"] = ["db2"]
         data["hosts"]["app"]["settings"]["mastodon_s3_enabled"] = True
         assert_one_problem(self, data, "object_storage_secret_access_key (the object storage secret key) is not set for app")
+
+    def test_the_exporters_redis_password_only_with_monitoring_hosts(self):
+        data = inventory()
+        data["hosts"]["db1"]["secrets"]["redis_monitor_password"] = {"length": 0, "placeholder": False}
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+        data["groups"]["monitoring"] = ["db2"]
+        for name in ("db1", "db2"):
+            data["hosts"][name]["os"]["version"] = "13"
+        assert_one_problem(self, data, "redis_monitor_password (the password of the Prometheus exporter's Redis user) is not set for db1")
+
+    def test_monitoring_needs_debian_13_on_database_hosts(self):
+        data = inventory()
+        data["groups"]["monitoring"] = ["db2"]
+        assert_one_problem(self, data, "Monitoring needs Debian 13 on the database hosts: db1, db2 run Debian 12")
+        for name in ("db1", "db2"):
+            data["hosts"][name]["os"]["version"] = "13"
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
 
     def test_domains(self):
         self.assertTrue(pf.is_dns_name("files.example.com"))

@@ -269,6 +269,16 @@ def check_os(ctx):
         ctx.problems.append(
             f"No facts for {_hosts_text(unknown)} (outside this run and not in the fact cache, or unreachable): "
             f"run without --limit, or make the hosts reachable, so their system can be checked.")
+    # Debian 12's postgres exporter (0.11) lacks the replication, slot and WAL metrics the alerts
+    # read, and its pgbouncer exporter is another program with other metrics and settings.
+    if ctx.group("monitoring"):
+        old = [h for h in ctx.in_groups(["db_primary", "db_replica", "pgbouncer"])
+               if str((ctx.record(h).get("os") or {}).get("version")) == "12"]
+        if old:
+            ctx.problems.append(
+                f"Monitoring needs Debian 13 on the database hosts: {_hosts_text(old)} run Debian 12, whose PostgreSQL "
+                f"and PgBouncer exporters lack the replication, WAL and pool metrics the alerts read. Upgrade these "
+                f"hosts to Debian 13, or leave the monitoring group empty.")
 
 
 # --- 8. What the chosen Mastodon release needs ---------------------------------------------------
