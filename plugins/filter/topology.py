@@ -319,9 +319,8 @@ def metrics_endpoints(host, groups, hostvars, address_var="wiring_private_addres
         for index, instance in enumerate(mine["redis_instances"]):
             out.append(("redis", int(mine["exporters_redis_first_port"]) + index, {"redis_instance": instance["name"]}))
     if host in group("proxy"):
-        out.append(("nginx", mine["exporters_nginx_port"], {}))
-    if host in group("proxy"):
-        out.append(("edge", mine["exporters_edge_log_port"], {}))
+        # nginx's connections (stub_status), and its responses by status class (mtail).
+        out += [("nginx", mine["exporters_nginx_port"], {}), ("edge", mine["exporters_edge_log_port"], {})]
     if (host in group("web") or host in group("sidekiq")) and mine["mastodon_prometheus_exporter_enabled"]:
         serves = "+".join(g for g in ("web", "sidekiq") if host in group(g))
         out.append(("mastodon", mine["mastodon_prometheus_exporter_port"], {"serves": serves}))
