@@ -155,6 +155,9 @@ module Double
       return unless enabled?
 
       config.on(:startup) { local_server! } if local?
+      # Sidekiq::ProcessSet is in sidekiq/api. Upstream's processes have it loaded: config/routes.rb:3
+      # loads the Sidekiq web UI (sidekiq-scheduler/web), and sidekiq/web requires sidekiq/api.
+      require 'sidekiq/api'
       config.on(:startup) do
         process_stats!('sidekiq')
         periodic do
