@@ -223,7 +223,7 @@ check 'exporter: Sidekiq jobs (mastodon_sidekiq_jobs_total per job and queue)' \
 check 'exporter: puma and process gauges (mastodon_puma_*, mastodon_rss), collector_working' sh -c \
   "grep -q '^mastodon_puma_max_threads' /tmp/double/metrics.txt && grep -q '^mastodon_rss{type=\"sidekiq\",pid=' /tmp/double/metrics.txt &&
    grep -q '^mastodon_rss{type=\"puma\",pid=' /tmp/double/metrics.txt && grep -q '^mastodon_collector_working 1' /tmp/double/metrics.txt"
-# The gem's Instrumentation::SidekiqProcess (config/initializers/sidekiq.rb:36 at v4.6.5): each process finds
+# The gem's Instrumentation::SidekiqProcess (config/initializers/sidekiq.rb:41 at v4.6.5): each process finds
 # itself in Sidekiq::ProcessSet by hostname and pid, every 30 s; the exporter labels it by queues.
 check 'exporter: Sidekiq processes (mastodon_sidekiq_process_concurrency by queues, busy)' wait_for \
   "curl -sf http://127.0.0.1:9394/metrics | grep -q '^mastodon_sidekiq_process_concurrency{.*queues=\"default,fasp,mailers,pull,push,scheduler\".*} 5' &&
