@@ -220,15 +220,26 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
         wired.append(("postgresql", [mine["postgres_port"]], group("pgbouncer") + app + db))
     if host in group("pgbouncer"):
         wired.append(("pgbouncer", [mine["pgbouncer_port"]], app))
+    backup = group("backup")
     if host in group("redis"):
         wired.append(("redis", [i["port"] for i in mine["redis_instances"]], app))
+        # The backup host copies the main instances' data (redis-cli --rdb).
+        wired.append(("redis backup", [i["port"] for i in mine["redis_instances"] if i.get("profile") == "main"], backup))
+    if backup and host in db:
+        # pgBackRest's TLS server: the repository host takes backups and restores through it.
+        wired.append(("pgbackrest", [mine["pgbackrest_port"]], backup))
+    if host in backup and db:
+        # The repository host's TLS server: the database hosts push WAL and fetch backups.
+        wired.append(("pgbackrest repository", [mine["pgbackrest_port"]], db))
     if host in group("web"):
         wired.append(("puma", [mine["mastodon_web_port"]], group("proxy")))
     if host in group("streaming"):
         wired.append(("streaming", mine["mastodon_streaming_ports"], group("proxy")))
     if host in group("object_storage") and mine.get("object_storage_backend", "swift") == "swift":
         # The app reads and writes media; the media proxy on the edge fetches them.
-        wired.append(("object storage", [mine["object_storage_swift_port"]], app + group("proxy")))
+        # The app reads and writes media; the media proxy on the edge fetches them; the backup
+        # host copies them.
+        wired.append(("object storage", [mine["object_storage_swift_port"]], app + group("proxy") + backup))
     if group("monitoring"):
         # Metrics endpoints (exporters, Mastodon's, streaming's /metrics), for Prometheus.
         wired.append(("metrics", [e["port"] for e in metrics_endpoints(host, groups, hostvars, address_var)], group("monitoring")))
@@ -236,7 +247,7 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
     for name, ports, clients in wired:
         others = [c for c in dict.fromkeys(clients) if c != host]
         sources = _ips([hostvars[c][address_var] for c in others], "%s's %s clients" % (host, name))
-        if sources:
+        if sources and ports:
             out.append({"name": name, "ports": sorted({int(p) for p in ports}), "sources": sources})
     if host in group("monitoring") and mine.get("monitoring_web_sources"):
         # Prometheus's and Alertmanager's web pages, for the operator's own networks.
@@ -318,6 +329,8 @@ def metrics_endpoints(host, groups, hostvars, address_var="wiring_private_addres
     if host in group("redis"):
         for index, instance in enumerate(mine["redis_instances"]):
             out.append(("redis", int(mine["exporters_redis_first_port"]) + index, {"redis_instance": instance["name"]}))
+    if host in group("backup"):
+        out.append(("pgbackrest", mine["exporters_pgbackrest_port"], {}))
     if host in group("proxy"):
         # nginx's connections (stub_status), and its responses by status class (mtail).
         out += [("nginx", mine["exporters_nginx_port"], {}), ("edge", mine["exporters_edge_log_port"], {})]
@@ -340,6 +353,27 @@ def scrape_jobs(hosts, groups, hostvars, address_var="wiring_private_address"):
             labels = dict(e["labels"], host=host)
             jobs.setdefault(e["job"], []).append({"targets": [host_port(e["address"], e["port"])], "labels": labels})
     return [{"job_name": job, "static_configs": configs} for job, configs in jobs.items()]
+
+
+def pgbackrest_pg_hosts(groups, hostvars, address_var="wiring_private_address"):
+    """The database hosts as the repository host's pgBackRest reaches them, pg1 first: [{host,
+    address, path, port}]; the primary is pg1, each replica follows (backups come from the first
+    replica when there is one: backup-standby). `path` is each host's data directory, which the
+    pgbackrest role reads from the running cluster (pgbackrest_pg_path)."""
+    hosts = list(groups.get("db_primary") or []) + list(groups.get("db_replica") or [])
+    return [{"host": h, "address": hostvars[h][address_var], "path": hostvars[h].get("pgbackrest_pg_path", ""),
+             "port": int(hostvars[h]["postgres_port"])} for h in hosts]
+
+
+def backup_redis_instances(groups, hostvars, address_var="wiring_private_address"):
+    """The Redis instances the backup host copies: [{name, address, port}] of the first Redis
+    host's main-profile instances (the cache holds nothing to restore)."""
+    hosts = list(groups.get("redis") or [])
+    if not hosts:
+        return []
+    mine = hostvars[hosts[0]]
+    return [{"name": i["name"], "address": mine[address_var], "port": int(i["port"])}
+            for i in mine["redis_instances"] if i.get("profile") == "main"]
 
 
 def addresses(hosts, hostvars, address_var="wiring_private_address"):
@@ -371,4 +405,6 @@ class FilterModule:
             "topology_metrics_endpoints": metrics_endpoints,
             "topology_scrape_jobs": scrape_jobs,
             "topology_addresses": addresses,
+            "topology_pgbackrest_pg_hosts": pgbackrest_pg_hosts,
+            "topology_backup_redis_instances": backup_redis_instances,
         }

@@ -13,7 +13,7 @@ _SPEC.loader.exec_module(pf)
 SECRETS = {name: {"length": 32, "placeholder": False} for name in [
     "mastodon_db_password", "redis_app_password", "redis_admin_password", "redis_monitor_password", "pgbouncer_stats_password",
     "postgres_replication_password", "object_storage_access_key_id", "object_storage_secret_access_key",
-    "object_storage_swift_hash_path_suffix"]}
+    "object_storage_swift_hash_path_suffix", "redis_backup_password", "pgbackrest_repo_cipher_pass"]}
 DEBIAN = {"distribution": "Debian", "version": "12", "arch": "x86_64"}
 
 
@@ -198,6 +198,72 @@ class Inventory(unittest.TestCase):
         for name in ("db1", "db2"):
             data["hosts"][name]["os"]["version"] = "13"
         assert_one_problem(self, data, "redis_monitor_password (the password of the Prometheus exporter's Redis user) is not set for db1")
+
+    def with_backup(self, *hosts):
+        data = inventory()
+        data["groups"]["backup"] = list(hosts)
+        for name in hosts:
+            if name not in data["hosts"]:
+                data["groups"]["all"].append(name)
+                data["hosts"][name] = host(["mastodon", "backup"], "10.0.0.81")
+        return data
+
+    def test_a_backup_host_is_in_the_model_and_passes(self):
+        self.assertEqual(pf.preflight_report(self.with_backup("bk"))["problems"], [])
+
+    def test_one_backup_host(self):
+        data = self.with_backup("bk", "bk2")
+        data["hosts"]["bk2"]["address"] = "10.0.0.82"
+        assert_one_problem(self, data, "Group backup has 2 hosts (bk, bk2): pgBackRest keeps the backups in one "
+                                       "repository, on the one backup host. Keep one host in backup")
+
+    def test_the_backup_host_is_not_a_database_host(self):
+        assert_one_problem(self, self.with_backup("db1"), "The backup host db1 is also in db_primary: a backup on the "
+                                                          "database's own host is lost with it. Use a separate machine")
+        assert_one_problem(self, self.with_backup("db2"), "The backup host db2 is also in db_replica")
+        data = self.with_backup("db2")
+        data["groups"]["db_primary"].append("db2")
+        data["groups"]["db_replica"] = []
+        problems = pf.preflight_report(data)["problems"]
+        self.assertIn("The backup host db2 is also in db_primary:", " ".join(problems))
+
+    def test_a_backup_host_needs_a_primary(self):
+        data = self.with_backup("bk")
+        data["groups"]["db_primary"] = []
+        problems = pf.preflight_report(data)["problems"]
+        self.assertIn("Group db_primary has no hosts", problems[0])
+        self.assertIn("Group backup (bk) has no PostgreSQL primary to back up: db_primary is empty", problems[1])
+
+    def test_backup_secrets_only_with_a_backup_host(self):
+        data = inventory()
+        for name in data["hosts"]:
+            for secret in ("redis_backup_password", "pgbackrest_repo_cipher_pass"):
+                data["hosts"][name]["secrets"][secret] = {"length": 0, "placeholder": False}
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+        data = self.with_backup("bk")
+        for name in data["hosts"]:
+            data["hosts"][name]["secrets"]["pgbackrest_repo_cipher_pass"] = {"length": 0, "placeholder": False}
+        data["hosts"]["bk"]["secrets"]["redis_backup_password"] = {"length": 15, "placeholder": False}
+        data["hosts"]["db2"]["secrets"]["pgbackrest_repo_cipher_pass"] = {"length": 31, "placeholder": False}
+        problems = pf.preflight_report(data)["problems"]
+        self.assertEqual(len(problems), 3, problems)
+        self.assertIn("redis_backup_password (the password of the Redis user the backup host copies Redis with) is "
+                      "shorter than 16 characters for bk", problems[0])
+        # Every database host and the backup host; 32 characters at least.
+        self.assertIn("pgbackrest_repo_cipher_pass (the key the pgBackRest repository of PostgreSQL's backups is "
+                      "encrypted with) is not set for db1, bk:", problems[1])
+        self.assertIn("keep a copy of it off-site (no backup can be restored without it)", problems[1])
+        self.assertIn("is shorter than 32 characters for db2", problems[2])
+        # No Redis host: the backup host copies no Redis (the missing group is its own problem).
+        data["groups"]["redis"] = []
+        self.assertNotIn("redis_backup_password", " ".join(pf.preflight_report(data)["problems"]))
+
+    def test_the_backup_host_copies_the_bucket_with_the_object_storage_key(self):
+        data = self.with_backup("bk")
+        data["hosts"]["bk"]["secrets"]["object_storage_secret_access_key"] = {"length": 0, "placeholder": False}
+        self.assertEqual(pf.preflight_report(data)["problems"], [])
+        data["groups"]["object_storage"] = ["db2"]
+        assert_one_problem(self, data, "object_storage_secret_access_key (the object storage secret key) is not set for bk")
 
     def test_monitoring_needs_debian_13_on_database_hosts(self):
         data = inventory()

@@ -214,6 +214,42 @@ class Firewall(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"rd's redis clients: 'web1.internal' is not an IP address"):
             self.services("rd", web1={"wiring_private_address": "web1.internal"})
 
+    def test_the_backup_host_reaches_pgbackrest_redis_main_and_the_bucket(self):
+        groups = {**self.GROUPS, "backup": ["bk"]}
+        hostvars = self.hostvars(bk={"wiring_private_address": "10.0.0.81"})
+        hostvars["bk"] = dict(hostvars["mon"], wiring_private_address="10.0.0.81")
+        for h in hostvars:
+            hostvars[h].update(pgbackrest_port=8432, exporters_pgbackrest_port=9854,
+                               redis_instances=[{"name": "main", "profile": "main", "port": 6379},
+                                                {"name": "cache", "profile": "cache", "port": 6380}])
+
+        def services(host):
+            return {s["name"]: (s["ports"], s["sources"]) for s in topology.firewall_services(host, groups, hostvars)}
+        self.assertEqual(services("db1")["pgbackrest"], ([8432], ["10.0.0.81"]))
+        self.assertEqual(services("db2")["pgbackrest"], ([8432], ["10.0.0.81"]))
+        # The repository: WAL pushed and backups fetched by every database host.
+        self.assertEqual(services("bk")["pgbackrest repository"], ([8432], ["10.0.0.41", "fd00::42"]))
+        # Only the main instance's port (the cache holds nothing worth a copy).
+        self.assertEqual(services("rd")["redis backup"], ([6379], ["10.0.0.81"]))
+        self.assertIn("10.0.0.81", services("s3")["object storage"][1])
+        self.assertEqual([e["port"] for e in topology.metrics_endpoints("bk", groups, hostvars) if e["job"] == "pgbackrest"], [9854])
+        # Without a backup host nothing of this is open.
+        self.assertNotIn("pgbackrest", self.services("db1"))
+        self.assertNotIn("redis backup", self.services("rd"))
+
+    def test_the_backup_host_copies_the_main_redis_instances_only(self):
+        hostvars = self.hostvars(rd={"redis_instances": [{"name": "main", "profile": "main", "port": 6379},
+                                                         {"name": "cache", "profile": "cache", "port": 6380}]})
+        self.assertEqual(topology.backup_redis_instances(self.GROUPS, hostvars),
+                         [{"name": "main", "address": "10.0.0.51", "port": 6379}])
+        self.assertEqual(topology.backup_redis_instances({**self.GROUPS, "redis": []}, hostvars), [])
+
+    def test_pgbackrest_reaches_the_primary_first_then_each_replica(self):
+        hostvars = self.hostvars(db1={"pgbackrest_pg_path": "/var/lib/postgresql/17/main"})
+        self.assertEqual(topology.pgbackrest_pg_hosts(self.GROUPS, hostvars), [
+            {"host": "db1", "address": "10.0.0.41", "path": "/var/lib/postgresql/17/main", "port": 5432},
+            {"host": "db2", "address": "fd00::42", "path": "", "port": 5432}])
+
     def test_families_and_membership(self):
         self.assertEqual(topology.split_families(["0.0.0.0/0", "::/0", "10.0.0.5", "10.0.0.5/32", "fd00::/8"]),
                          {"ipv4": ["0.0.0.0/0", "10.0.0.5"], "ipv6": ["::/0", "fd00::/8"]})

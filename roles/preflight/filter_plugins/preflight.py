@@ -34,7 +34,7 @@ is_dns_name = topology.is_dns_name
 MIN_SECRET_LENGTH = topology.MIN_SECRET_LENGTH
 
 MODEL_GROUPS = ["proxy", "web", "streaming", "sidekiq", "db_primary", "db_replica", "pgbouncer", "redis",
-                "object_storage", "monitoring"]
+                "object_storage", "monitoring", "backup"]
 REQUIRED_GROUPS = {
     "proxy": "nginx in front of Puma and streaming",
     "web": "Puma",
@@ -44,6 +44,10 @@ REQUIRED_GROUPS = {
     "redis": "Redis",
 }
 APP_GROUPS = ["web", "sidekiq", "streaming"]
+DB_GROUPS = ["db_primary", "db_replica"]
+# pgbackrest_repo_cipher_pass encrypts every backup in the repository: twice the length of the
+# other secrets (`openssl rand -hex 32` gives 64 characters).
+PGBACKREST_CIPHER_PASS_MIN_LENGTH = 32
 SUPPORTED_OS = {"Debian": ["12", "13"]}
 SUPPORTED_ARCH = ["x86_64", "aarch64"]
 # A Sidekiq process without `concurrency` (plugins/filter/topology.py, as the mastodon_sidekiq role) and without `count`.
@@ -135,6 +139,29 @@ def check_groups(ctx):
         ctx.problems.append(
             f"{_hosts_text(both)} in both db_primary and db_replica: a PostgreSQL server is either the primary "
             f"or a replica. Remove it from one of the two groups.")
+    check_backup_group(ctx)
+
+
+def check_backup_group(ctx):
+    """The backup host: pgBackRest's one repository host, away from the databases it backs up."""
+    backup = ctx.group("backup")
+    if not backup:
+        return
+    if len(backup) > 1:
+        ctx.problems.append(
+            f"Group backup has {len(backup)} hosts ({_hosts_text(backup)}): pgBackRest keeps the backups in one "
+            f"repository, on the one backup host. Keep one host in backup and take the others out of the group.")
+    for host in backup:
+        db = [name for name in DB_GROUPS if host in ctx.group(name)]
+        if db:
+            ctx.problems.append(
+                f"The backup host {host} is also in {' and '.join(db)}: a backup on the database's own host is lost "
+                f"with it. Use a separate machine for the backup group: put another host in backup and take "
+                f"{host} out of it.")
+    if not ctx.group("db_primary"):
+        ctx.problems.append(
+            f"Group backup ({_hosts_text(backup)}) has no PostgreSQL primary to back up: db_primary is empty, and "
+            f"pgBackRest takes its backups from the primary. Put the primary in db_primary, or leave backup empty.")
 
 
 # --- 1. Required settings -----------------------------------------------------------------------
@@ -154,12 +181,22 @@ def _required_secrets(ctx):
     if ctx.group("monitoring") and ctx.group("redis"):
         needs.append(("redis_monitor_password", ctx.group("redis"), MIN_SECRET_LENGTH,
                       "the password of the Prometheus exporter's Redis user", random))
+    if ctx.group("backup") and ctx.group("redis"):
+        needs.append(("redis_backup_password", ctx.in_groups(["redis", "backup"]), MIN_SECRET_LENGTH,
+                      "the password of the Redis user the backup host copies Redis with", random))
     if ctx.group("db_replica"):
-        needs.append(("postgres_replication_password", ctx.in_groups(["db_primary", "db_replica"]), 1,
+        needs.append(("postgres_replication_password", ctx.in_groups(DB_GROUPS), 1,
                       "the password replicas stream with", random))
+    if ctx.group("backup"):
+        needs.append(("pgbackrest_repo_cipher_pass", ctx.in_groups(DB_GROUPS + ["backup"]),
+                      PGBACKREST_CIPHER_PASS_MIN_LENGTH,
+                      "the key the pgBackRest repository of PostgreSQL's backups is encrypted with",
+                      random + " and keep a copy of it off-site (no backup can be restored without it)"))
     storage = list(ctx.group("object_storage"))
     storage_users = storage + [h for h in app if h not in storage and _bool(ctx.setting(h, "mastodon_s3_enabled"))]
     if storage_users:
+        # The backup host copies the media bucket with the same key.
+        storage_users += [h for h in ctx.group("backup") if h not in storage_users]
         needs += [
             ("object_storage_access_key_id", storage_users, 1, "the object storage key id Mastodon writes media with",
              '"<account>:<user>" (letters, digits, "-") with Swift, or your S3 provider\'s key id'),
