@@ -17,6 +17,8 @@ SIDEKIQ_DEFAULT_CONCURRENCY = 5
 PG_SUPERUSER_RESERVED = 3
 # Shortest random secret accepted (passwords of Redis, object storage keys, Swift's hash suffix).
 MIN_SECRET_LENGTH = 16
+# Shortest key accepted for pgBackRest's repository (it encrypts every backup): `openssl rand -hex 32`.
+MIN_CIPHER_PASS_LENGTH = 32
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -38,6 +40,11 @@ def is_bucket_name(name):
 def is_secret(value, minimum=MIN_SECRET_LENGTH):
     """A string secret of at least `minimum` characters (YAML may read an all-digit one as a number)."""
     return isinstance(value, (str, int)) and not isinstance(value, bool) and len(str(value)) >= minimum
+
+
+def is_cipher_pass(value):
+    """A key for pgBackRest's repository: a secret of at least MIN_CIPHER_PASS_LENGTH characters."""
+    return is_secret(value, MIN_CIPHER_PASS_LENGTH)
 
 
 def host_address(address):
@@ -387,6 +394,7 @@ class FilterModule:
             "topology_is_dns_name": is_dns_name,
             "topology_is_bucket_name": is_bucket_name,
             "topology_is_secret": is_secret,
+            "topology_is_cipher_pass": is_cipher_pass,
             "topology_host_address": host_address,
             "topology_backends": backends,
             "topology_s3_endpoint": s3_endpoint,

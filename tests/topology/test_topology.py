@@ -237,6 +237,11 @@ class Firewall(unittest.TestCase):
         self.assertNotIn("pgbackrest", self.services("db1"))
         self.assertNotIn("redis backup", self.services("rd"))
 
+    def test_a_repository_key_needs_32_characters(self):
+        self.assertTrue(topology.is_cipher_pass("a" * 32))
+        self.assertFalse(topology.is_cipher_pass("a" * 31))
+        self.assertFalse(topology.is_cipher_pass(None))
+
     def test_the_backup_host_copies_the_main_redis_instances_only(self):
         hostvars = self.hostvars(rd={"redis_instances": [{"name": "main", "profile": "main", "port": 6379},
                                                          {"name": "cache", "profile": "cache", "port": 6380}]})

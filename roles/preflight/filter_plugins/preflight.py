@@ -45,9 +45,7 @@ REQUIRED_GROUPS = {
 }
 APP_GROUPS = ["web", "sidekiq", "streaming"]
 DB_GROUPS = ["db_primary", "db_replica"]
-# pgbackrest_repo_cipher_pass encrypts every backup in the repository: twice the length of the
-# other secrets (`openssl rand -hex 32` gives 64 characters).
-PGBACKREST_CIPHER_PASS_MIN_LENGTH = 32
+MIN_CIPHER_PASS_LENGTH = topology.MIN_CIPHER_PASS_LENGTH
 SUPPORTED_OS = {"Debian": ["12", "13"]}
 SUPPORTED_ARCH = ["x86_64", "aarch64"]
 # A Sidekiq process without `concurrency` (plugins/filter/topology.py, as the mastodon_sidekiq role) and without `count`.
@@ -189,7 +187,7 @@ def _required_secrets(ctx):
                       "the password replicas stream with", random))
     if ctx.group("backup"):
         needs.append(("pgbackrest_repo_cipher_pass", ctx.in_groups(DB_GROUPS + ["backup"]),
-                      PGBACKREST_CIPHER_PASS_MIN_LENGTH,
+                      MIN_CIPHER_PASS_LENGTH,
                       "the key the pgBackRest repository of PostgreSQL's backups is encrypted with",
                       random + " and keep a copy of it off-site (no backup can be restored without it)"))
     storage = list(ctx.group("object_storage"))
