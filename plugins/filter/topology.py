@@ -243,7 +243,6 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
     if host in group("streaming"):
         wired.append(("streaming", mine["mastodon_streaming_ports"], group("proxy")))
     if host in group("object_storage") and mine.get("object_storage_backend", "swift") == "swift":
-        # The app reads and writes media; the media proxy on the edge fetches them.
         # The app reads and writes media; the media proxy on the edge fetches them; the backup
         # host copies them.
         wired.append(("object storage", [mine["object_storage_swift_port"]], app + group("proxy") + backup))
