@@ -67,6 +67,32 @@ def url(scheme, address, port=None, path=""):
     return "%s://%s%s" % (scheme, host_port(address, port) if port else host_address(address), path)
 
 
+def probe_address(bind):
+    """Where a process bound to `bind` answers: loopback for a wildcard bind, else the bind itself."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(str(bind).strip("[]"), str(bind).strip("[]"))
+
+
+def health_checkers(bind, edge_hosts, host):
+    """Hosts that must see a restarted process healthy before the next host restarts: the edge hosts
+    when it listens on an address they reach, else the host itself (loopback or wildcard bind)."""
+    address = probe_address(bind)
+    try:
+        only_local = ipaddress.ip_address(address).is_loopback or str(bind).strip("[]") in ("0.0.0.0", "::", "")
+    except ValueError:
+        only_local = False
+    return [host] if only_local or not edge_hosts else list(edge_hosts)
+
+
+def duration_seconds(value):
+    """An nginx time ("10s", "1m", "500ms", "30") in whole seconds, at least 1."""
+    match = re.fullmatch(r"\s*(\d+)\s*(ms|s|m|h|d)?\s*", str(value))
+    if not match:
+        raise ValueError("not an nginx time: %r" % (value,))
+    number, unit = int(match.group(1)), match.group(2) or "s"
+    seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return max(1, int(round(seconds)))
+
+
 def backends(hosts, hostvars, port_var, address_var="wiring_private_address"):
     """host:port for every port of every host, in inventory order: the edge's upstreams. A host's
     ports are its `port_var` (a number or a list; the role's default is among its hostvars)."""
@@ -396,6 +422,9 @@ class FilterModule:
             "topology_is_cipher_pass": is_cipher_pass,
             "topology_host_address": host_address,
             "topology_backends": backends,
+            "topology_probe_address": probe_address,
+            "topology_health_checkers": health_checkers,
+            "topology_duration_seconds": duration_seconds,
             "topology_s3_endpoint": s3_endpoint,
             "topology_s3_public_url": s3_public_url,
             "topology_sidekiq_instances": sidekiq_instances,

@@ -5,7 +5,7 @@
 #   v4.5.1  the same plus versions/4.5.1/ (VERSION, app/models/status.rb, one pre-deployment and
 #           one post-deployment migration)
 #   v4.5.2  the same plus versions/4.5.2/ (VERSION, .ruby-version 3.3.9: an upgrade that needs
-#           another Ruby, no migration); branch main points at it.
+#           another Ruby, no migration; a changed streaming/ tree); branch main points at it.
 # Commits have a fixed author, committer and date, so the same tree always gives the same commit
 # ids; running it again leaves an up-to-date DEST untouched.
 #   usage: tests/mastodon-double/make-repo.sh [--debian 12] DEST   (then: git clone DEST or file://DEST)

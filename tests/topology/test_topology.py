@@ -42,6 +42,30 @@ class Addresses(unittest.TestCase):
         self.assertEqual(topology.url("http", "fd00::2", 8080, "/x"), "http://[fd00::2]:8080/x")
         self.assertEqual(topology.url("redis", "10.0.0.2"), "redis://10.0.0.2")
 
+    def test_probe_address_turns_a_wildcard_into_loopback(self):
+        self.assertEqual(topology.probe_address("0.0.0.0"), "127.0.0.1")
+        self.assertEqual(topology.probe_address("::"), "::1")
+        self.assertEqual(topology.probe_address("10.0.0.5"), "10.0.0.5")
+        self.assertEqual(topology.probe_address("[fd00::5]"), "fd00::5")
+
+    def test_health_is_checked_from_the_edge_only_when_the_edge_can_reach_it(self):
+        edges = ["edge1", "edge2"]
+        self.assertEqual(topology.health_checkers("10.0.0.5", edges, "web1"), edges)
+        self.assertEqual(topology.health_checkers("fd00::5", edges, "web1"), edges)
+        self.assertEqual(topology.health_checkers("127.0.0.1", edges, "web1"), ["web1"])
+        self.assertEqual(topology.health_checkers("0.0.0.0", edges, "web1"), ["web1"])
+        self.assertEqual(topology.health_checkers("::", edges, "web1"), ["web1"])
+        self.assertEqual(topology.health_checkers("10.0.0.5", [], "web1"), ["web1"])
+
+    def test_nginx_times_in_seconds(self):
+        self.assertEqual(topology.duration_seconds("10s"), 10)
+        self.assertEqual(topology.duration_seconds("10"), 10)
+        self.assertEqual(topology.duration_seconds(10), 10)
+        self.assertEqual(topology.duration_seconds("2m"), 120)
+        self.assertEqual(topology.duration_seconds("500ms"), 1)
+        with self.assertRaises(ValueError):
+            topology.duration_seconds("ten")
+
     def test_backends_expand_every_port_of_every_host_in_order(self):
         hostvars = {
             "web1": {"wiring_private_address": "10.0.0.1", "mastodon_web_port": 3000, "mastodon_streaming_ports": [4000, 4001]},
