@@ -21,6 +21,7 @@ on the Molecule scenario's inventory). A fixture's keys, each optional:
 """
 import os
 import re
+import shutil
 import sys
 
 import yaml
@@ -100,6 +101,32 @@ def compose(fixture_path, out_dir):
     app = os.path.join(os.path.dirname(os.path.abspath(fixture_path)), 'app')
     if os.path.isdir(app) and not os.path.exists(os.path.join(out_dir, 'app')):
         os.symlink(app, os.path.join(out_dir, 'app'))
+
+
+def molecule_copy(fixture, tmp):
+    """A copy of the current Molecule scenario's inventory under `tmp`, with the fixture applied:
+    its groups and removed hosts in the inventory file, its host-level values in host_vars files
+    (the highest inventory precedence, above the wiring and the scenario's own host_vars).
+    Returns the inventory file's path. Needs MOLECULE_EPHEMERAL_DIRECTORY (a Molecule step)."""
+    source = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'inventory')
+    inv_dir = os.path.join(tmp, 'inventory')
+    shutil.copytree(source, inv_dir, symlinks=True)
+    inv_file = os.path.join(inv_dir, 'ansible_inventory.yml')
+    inventory = load(inv_file)
+    values = overlay(inventory, fixture)
+    yaml.safe_dump(inventory, open(inv_file, 'w'))
+    host_vars = os.path.join(inv_dir, 'host_vars')
+    if os.path.islink(host_vars):
+        target = os.path.realpath(host_vars)
+        os.unlink(host_vars)
+        shutil.copytree(target, host_vars)
+    os.makedirs(host_vars, exist_ok=True)
+    for host, host_values in values.items():
+        path = os.path.join(host_vars, f'{host}.yml')
+        current = (load(path) if os.path.exists(path) else None) or {}
+        current.update(host_values)
+        yaml.safe_dump(current, open(path, 'w'))
+    return inv_file
 
 
 def check(fixture, output, rc):
