@@ -75,9 +75,9 @@ def probe_address(bind):
 def health_checkers(bind, edge_hosts, host):
     """Hosts that must see a restarted process healthy before the next host restarts: the edge hosts
     when it listens on an address they reach, else the host itself (loopback or wildcard bind)."""
-    address = probe_address(bind)
     try:
-        only_local = ipaddress.ip_address(address).is_loopback or str(bind).strip("[]") in ("0.0.0.0", "::", "")
+        # A wildcard bind is probed on loopback (probe_address).
+        only_local = ipaddress.ip_address(probe_address(bind)).is_loopback
     except ValueError:
         only_local = False
     return [host] if only_local or not edge_hosts else list(edge_hosts)
