@@ -413,6 +413,37 @@ def addresses(hosts, hostvars, address_var="wiring_private_address"):
     return [{"host": h, "address": hostvars[h][address_var]} for h in hosts or []]
 
 
+def switchover_plan(states, new_primary):
+    """What playbooks/switchover.yml does, from each database host's state (roles/postgres
+    tasks/state.yml: primary, standby, primary-stopped, standby-stopped or none) and the host the
+    inventory now makes primary. Returns:
+      promote   the new primary is a standby and must be promoted
+      fence     hosts running as primary that stop and become standbys first (a planned switchover:
+                the new primary replays their last WAL before it is promoted)
+      failover  promote with no primary running: whatever it had not received is lost
+      rewind    hosts that rejoin with pg_rewind: every former primary, every stopped host, and in
+                a failover every standby too (it may have replayed more than the new primary)
+      errors    why it must not go on; nothing has changed
+    """
+    state = states.get(new_primary)
+    others = sorted(h for h in states if h != new_primary)
+    running = [h for h in others if states[h] == "primary"]
+    errors = []
+    if state not in ("primary", "standby"):
+        errors.append("%s must run PostgreSQL as a standby (or already as the primary) to be promoted, but it is %s; start it first"
+                      % (new_primary, state or "not a database host"))
+    if state == "standby" and len(running) > 1:
+        errors.append("%s all run as primaries: which one holds the newest data is not clear; stop all but that one"
+                      % ", ".join(running))
+    promote = state == "standby"
+    failover = promote and not running
+    rewind = [h for h in others
+              if states[h] in ("primary", "primary-stopped", "standby-stopped")
+              or (failover and states[h] == "standby")]
+    return {"promote": promote, "fence": running if promote else [], "failover": failover,
+            "rewind": rewind, "errors": errors}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -443,4 +474,5 @@ class FilterModule:
             "topology_addresses": addresses,
             "topology_pgbackrest_pg_hosts": pgbackrest_pg_hosts,
             "topology_backup_redis_instances": backup_redis_instances,
+            "topology_switchover_plan": switchover_plan,
         }

@@ -338,3 +338,32 @@ class Metrics(unittest.TestCase):
                                              {"targets": ["10.0.0.21:4001"], "labels": {"host": "web1"}}])
         self.assertEqual(jobs["postgres"], [{"targets": ["[fd00::42]:9187"], "labels": {"role": "replica", "host": "db2"}}])
         self.assertEqual(jobs["mastodon"][0]["labels"], {"serves": "web", "host": "web1"})
+
+
+class Switchover(unittest.TestCase):
+    def test_planned_switchover_fences_the_running_primary_and_rewinds_it(self):
+        plan = topology.switchover_plan({"db1": "primary", "db2": "standby", "db3": "standby"}, "db2")
+        self.assertEqual(plan, {"promote": True, "fence": ["db1"], "failover": False, "rewind": ["db1"], "errors": []})
+
+    def test_failover_rewinds_every_other_host(self):
+        plan = topology.switchover_plan({"db2": "standby", "db3": "standby"}, "db2")
+        self.assertEqual(plan, {"promote": True, "fence": [], "failover": True, "rewind": ["db3"], "errors": []})
+
+    def test_a_returning_former_primary_is_rewound_and_nothing_is_promoted(self):
+        for returning in ["primary-stopped", "primary", "standby-stopped"]:
+            plan = topology.switchover_plan({"db1": "primary", "db2": returning, "db3": "standby"}, "db1")
+            self.assertEqual(plan, {"promote": False, "fence": [], "failover": False, "rewind": ["db2"], "errors": []})
+
+    def test_a_fresh_replica_is_left_to_the_clone(self):
+        plan = topology.switchover_plan({"db1": "primary", "db2": "none"}, "db1")
+        self.assertEqual(plan["rewind"], [])
+
+    def test_refuses_a_new_primary_that_does_not_run_or_is_unknown(self):
+        for state in ["primary-stopped", "standby-stopped", "none"]:
+            plan = topology.switchover_plan({"db1": "primary", "db2": state}, "db2")
+            self.assertIn("db2 must run PostgreSQL", plan["errors"][0])
+        self.assertIn("not a database host", topology.switchover_plan({"db1": "primary"}, "db9")["errors"][0])
+
+    def test_refuses_two_running_primaries(self):
+        plan = topology.switchover_plan({"db1": "primary", "db2": "standby", "db3": "primary"}, "db2")
+        self.assertIn("db1, db3 all run as primaries", plan["errors"][0])
