@@ -62,9 +62,14 @@ def _members(groups, name):
     return hosts
 
 
-def overlay(inventory, fixture):
+def overlay(inventory, fixture, new_groups=False):
     """Applies the fixture's groups and removed hosts to `inventory` (in place) and returns the
-    host-level values to give each host: {host: {var: value}}."""
+    host-level values to give each host: {host: {var: value}}. With new_groups, a group the
+    inventory lacks is added (Molecule's inventory has only the groups its platforms are in)."""
+    if new_groups:
+        for name in fixture.get('groups') or {}:
+            if name not in _all_groups(inventory):
+                inventory[name] = {'hosts': {}}
     groups = _all_groups(inventory)
     every_host = []
     for name in groups:
@@ -107,13 +112,18 @@ def molecule_copy(fixture, tmp):
     """A copy of the current Molecule scenario's inventory under `tmp`, with the fixture applied:
     its groups and removed hosts in the inventory file, its host-level values in host_vars files
     (the highest inventory precedence, above the wiring and the scenario's own host_vars).
-    Returns the inventory file's path. Needs MOLECULE_EPHEMERAL_DIRECTORY (a Molecule step)."""
+    A spare host the fixture puts into a group (tests/hosts/spare-host.yml) gets its connection
+    settings. Returns the inventory file's path. Needs MOLECULE_EPHEMERAL_DIRECTORY (a Molecule step)."""
+    spare_file = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'spare-hosts.yml')
+    spare = load(spare_file) if os.path.exists(spare_file) else {}
+    grouped = {h for hosts in (fixture.get('groups') or {}).values() for h in hosts or []}
+    fixture = dict(fixture, hosts={**{h: v for h, v in spare.items() if h in grouped}, **(fixture.get('hosts') or {})})
     source = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'inventory')
     inv_dir = os.path.join(tmp, 'inventory')
     shutil.copytree(source, inv_dir, symlinks=True)
     inv_file = os.path.join(inv_dir, 'ansible_inventory.yml')
     inventory = load(inv_file)
-    values = overlay(inventory, fixture)
+    values = overlay(inventory, fixture, new_groups=True)
     yaml.safe_dump(inventory, open(inv_file, 'w'))
     host_vars = os.path.join(inv_dir, 'host_vars')
     if os.path.islink(host_vars):

@@ -258,6 +258,9 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
         wired.append(("redis", [i["port"] for i in mine["redis_instances"]], app))
         # The backup host copies the main instances' data (redis-cli --rdb).
         wired.append(("redis backup", [i["port"] for i in mine["redis_instances"] if i.get("profile") == "main"], backup))
+        # New Redis hosts replicate the main instances before a move (playbooks/migrate.yml).
+        wired.append(("redis replication", [i["port"] for i in mine["redis_instances"] if i.get("profile") == "main"],
+                      group("redis_replica")))
     if backup and host in db:
         # pgBackRest's TLS server: the repository host takes backups and restores through it.
         wired.append(("pgbackrest", [mine["pgbackrest_port"]], backup))

@@ -169,6 +169,16 @@ class Inventory(unittest.TestCase):
         self.assertIn("Group db_primary has 2 hosts (db1, db2)", problems[2])
         self.assertIn("db2 in both db_primary and db_replica", problems[3])
 
+    def test_a_redis_replica_needs_a_redis_host_and_the_replication_password(self):
+        data = inventory()
+        data["groups"]["redis_replica"] = ["db1"]
+        problems = pf.preflight_report(data)["problems"]
+        self.assertTrue(any("redis_replication_password (the password of the Redis user new Redis hosts replicate with) "
+                            "is not set" in p for p in problems), problems)
+        data["groups"]["redis"] = []
+        problems = pf.preflight_report(data)["problems"]
+        self.assertTrue(any("Group redis_replica (db1) has no Redis to replicate" in p for p in problems), problems)
+
     def test_secrets(self):
         data = inventory()
         data["hosts"]["db1"]["secrets"]["redis_admin_password"] = {"length": 0, "placeholder": False}

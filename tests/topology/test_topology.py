@@ -261,6 +261,17 @@ class Firewall(unittest.TestCase):
         self.assertNotIn("pgbackrest", self.services("db1"))
         self.assertNotIn("redis backup", self.services("rd"))
 
+    def test_a_new_redis_host_replicates_the_main_instance_only(self):
+        groups = {**self.GROUPS, "redis_replica": ["rd2"]}
+        hostvars = self.hostvars(rd={"redis_instances": [{"name": "main", "profile": "main", "port": 6379},
+                                                         {"name": "cache", "profile": "cache", "port": 6380}]})
+        hostvars["rd2"] = dict(hostvars["rd"], wiring_private_address="10.0.0.52")
+        services = {s["name"]: (s["ports"], s["sources"]) for s in topology.firewall_services("rd", groups, hostvars)}
+        self.assertEqual(services["redis replication"], ([6379], ["10.0.0.52"]))
+        # Before the move, the app does not reach the new host.
+        self.assertEqual([s for s in topology.firewall_services("rd2", groups, hostvars) if s["name"] != "metrics"], [])
+        self.assertNotIn("redis replication", self.services("rd"))
+
     def test_a_repository_key_needs_32_characters(self):
         self.assertTrue(topology.is_cipher_pass("a" * 32))
         self.assertFalse(topology.is_cipher_pass("a" * 31))

@@ -34,7 +34,7 @@ is_dns_name = topology.is_dns_name
 MIN_SECRET_LENGTH = topology.MIN_SECRET_LENGTH
 
 MODEL_GROUPS = ["proxy", "web", "streaming", "sidekiq", "db_primary", "db_replica", "pgbouncer", "redis",
-                "object_storage", "monitoring", "backup"]
+                "redis_replica", "object_storage", "monitoring", "backup"]
 REQUIRED_GROUPS = {
     "proxy": "nginx in front of Puma and streaming",
     "web": "Puma",
@@ -137,7 +137,21 @@ def check_groups(ctx):
         ctx.problems.append(
             f"{_hosts_text(both)} in both db_primary and db_replica: a PostgreSQL server is either the primary "
             f"or a replica. Remove it from one of the two groups.")
+    check_redis_replica_group(ctx)
     check_backup_group(ctx)
+
+
+def check_redis_replica_group(ctx):
+    """Hosts that replicate the main Redis (a move to a new Redis host, playbooks/migrate.yml)."""
+    replicas = ctx.group("redis_replica")
+    both = [h for h in replicas if h in ctx.group("redis")]
+    if both:
+        ctx.problems.append(
+            f"{_hosts_text(both)} in both redis and redis_replica: a Redis host either serves the app or replicates "
+            f"the one that does. Remove it from one of the two groups.")
+    if replicas and not ctx.group("redis"):
+        ctx.problems.append(
+            f"Group redis_replica ({_hosts_text(replicas)}) has no Redis to replicate: the group redis is empty.")
 
 
 def check_backup_group(ctx):
@@ -171,8 +185,8 @@ def _required_secrets(ctx):
     needs = [
         ("mastodon_db_password", ctx.in_groups(["db_primary"]) + [h for h in app if h not in ctx.group("db_primary")],
          1, "the database password of Mastodon's role", random),
-        ("redis_app_password", ctx.in_groups(["redis"] + APP_GROUPS), MIN_SECRET_LENGTH, "the password Mastodon uses for Redis", random),
-        ("redis_admin_password", ctx.group("redis"), MIN_SECRET_LENGTH, "the password of Redis' admin user", random),
+        ("redis_app_password", ctx.in_groups(["redis", "redis_replica"] + APP_GROUPS), MIN_SECRET_LENGTH, "the password Mastodon uses for Redis", random),
+        ("redis_admin_password", ctx.in_groups(["redis", "redis_replica"]), MIN_SECRET_LENGTH, "the password of Redis' admin user", random),
     ]
     if ctx.group("pgbouncer"):
         needs.append(("pgbouncer_stats_password", ctx.group("pgbouncer"), 1, "PgBouncer's stats user password", random))
@@ -182,6 +196,9 @@ def _required_secrets(ctx):
     if ctx.group("backup") and ctx.group("redis"):
         needs.append(("redis_backup_password", ctx.in_groups(["redis", "backup"]), MIN_SECRET_LENGTH,
                       "the password of the Redis user the backup host copies Redis with", random))
+    if ctx.group("redis_replica"):
+        needs.append(("redis_replication_password", ctx.in_groups(["redis", "redis_replica"]), MIN_SECRET_LENGTH,
+                      "the password of the Redis user new Redis hosts replicate with", random))
     if ctx.group("db_replica"):
         needs.append(("postgres_replication_password", ctx.in_groups(DB_GROUPS), 1,
                       "the password replicas stream with", random))
