@@ -164,6 +164,8 @@ check 'instance: served_by gives the worker pid, the master pid (ppid), boot tim
   "[ '$(echo "$instance" | json served_by.ppid)' = '$(cat /tmp/double/web.pid)' ] && [ '$(echo "$instance" | json served_by.pid)' != '$(cat /tmp/double/web.pid)' ] &&
    [ -n '$(echo "$instance" | json served_by.booted_at)' ] && [ '$(echo "$instance" | json served_by.version)' = 4.5.0+double ] &&
    [ -n '$(echo "$instance" | json served_by.revision)' ]"
+check 'home page: Cache-Control private, no-store (application_controller.rb set_cache_control_defaults)' sh -c \
+  "curl -sf -D - -o /dev/null http://127.0.0.1:3000/ | tr -d '\\r' | grep -qix 'cache-control: private, no-store'"
 check 'home page links the precompiled pack, served from public/ (RAILS_SERVE_STATIC_FILES=true)' sh -c \
   "curl -sf http://127.0.0.1:3000/\$(curl -sf http://127.0.0.1:3000/ | grep -o 'packs/assets/application-[A-Za-z0-9_-]*\.js') | grep -q 'test double'"
 # One Ruby process for the ENV semantics checks: each case sets the variables, then asks the code.

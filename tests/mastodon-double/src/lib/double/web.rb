@@ -138,7 +138,9 @@ module Double
     # The page needs precompiled assets, like Mastodon's: 500 until assets:precompile ran.
     def home
       entry, css = manifest.fetch('entrypoints/application.js'), manifest.fetch('styles/application.css')
-      [200, { 'content-type' => 'text/html; charset=utf-8' }, [<<~HTML]]
+      # app/controllers/application_controller.rb (set_cache_control_defaults): every page is
+      # "private, no-store", so the edge's proxy cache never keeps one.
+      [200, { 'content-type' => 'text/html; charset=utf-8', 'cache-control' => 'private, no-store' }, [<<~HTML]]
         <!DOCTYPE html>
         <html><head><title>#{ENV['LOCAL_DOMAIN']} (Mastodon test double #{Double.version})</title>
         <link rel="stylesheet" href="/packs/#{css['file']}" integrity="#{css['integrity']}">
