@@ -256,11 +256,11 @@ def firewall_services(host, groups, hostvars, address_var="wiring_private_addres
     backup = group("backup")
     if host in group("redis"):
         wired.append(("redis", [i["port"] for i in mine["redis_instances"]], app))
+        main_ports = [i["port"] for i in mine["redis_instances"] if i.get("profile") == "main"]
         # The backup host copies the main instances' data (redis-cli --rdb).
-        wired.append(("redis backup", [i["port"] for i in mine["redis_instances"] if i.get("profile") == "main"], backup))
+        wired.append(("redis backup", main_ports, backup))
         # New Redis hosts replicate the main instances before a move (playbooks/migrate.yml).
-        wired.append(("redis replication", [i["port"] for i in mine["redis_instances"] if i.get("profile") == "main"],
-                      group("redis_replica")))
+        wired.append(("redis replication", main_ports, group("redis_replica")))
     if backup and host in db:
         # pgBackRest's TLS server: the repository host takes backups and restores through it.
         wired.append(("pgbackrest", [mine["pgbackrest_port"]], backup))
