@@ -416,6 +416,24 @@ def addresses(hosts, hostvars, address_var="wiring_private_address"):
     return [{"host": h, "address": hostvars[h][address_var]} for h in hosts or []]
 
 
+def units_no_longer_served(host, groups):
+    """The systemd units (globs) a host stops and disables once the inventory no longer puts it in
+    the groups that ran them (playbooks/migrate.yml, the old host): the services and their
+    exporters, which Prometheus no longer scrapes there and the firewall no longer opens."""
+    def within(*names):
+        return any(host in (groups.get(n) or []) for n in names)
+    units = []
+    if not within("web", "sidekiq", "streaming"):
+        units.append("mastodon-*")  # mastodon-prometheus-exporter.service among them
+    if not within("redis", "redis_replica"):
+        units += ["redis@*", "prometheus-redis-exporter*"]
+    if not within("pgbouncer"):
+        units += ["pgbouncer.service", "prometheus-pgbouncer-exporter.service"]
+    if not within("proxy"):
+        units += ["nginx.service", "prometheus-nginx-exporter.service", "mtail.service"]
+    return units
+
+
 def switchover_plan(states, new_primary):
     """What playbooks/switchover.yml does, from each database host's state (roles/postgres
     tasks/state.yml: primary, standby, primary-stopped, standby-stopped or none) and the host the
@@ -478,4 +496,5 @@ class FilterModule:
             "topology_pgbackrest_pg_hosts": pgbackrest_pg_hosts,
             "topology_backup_redis_instances": backup_redis_instances,
             "topology_switchover_plan": switchover_plan,
+            "topology_units_no_longer_served": units_no_longer_served,
         }

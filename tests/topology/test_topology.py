@@ -351,6 +351,24 @@ class Metrics(unittest.TestCase):
         self.assertEqual(jobs["mastodon"][0]["labels"], {"serves": "web", "host": "web1"})
 
 
+class UnitsNoLongerServed(unittest.TestCase):
+    def test_the_moved_box_stops_the_data_tier_the_edge_and_their_exporters(self):
+        groups = {"proxy": ["edge"], "web": ["web1"], "db_primary": ["db1"], "db_replica": ["box"],
+                  "pgbouncer": ["db1"], "redis": ["redis1"]}
+        self.assertEqual(topology.units_no_longer_served("box", groups), [
+            "mastodon-*", "redis@*", "prometheus-redis-exporter*", "pgbouncer.service",
+            "prometheus-pgbouncer-exporter.service", "nginx.service", "prometheus-nginx-exporter.service",
+            "mtail.service"])
+
+    def test_what_a_host_still_serves_keeps_running(self):
+        groups = {"proxy": ["box"], "sidekiq": ["box"], "pgbouncer": ["db1"], "redis_replica": ["box"]}
+        self.assertEqual(topology.units_no_longer_served("box", groups),
+                         ["pgbouncer.service", "prometheus-pgbouncer-exporter.service"])
+
+    def test_a_missing_group_counts_as_empty(self):
+        self.assertIn("mastodon-*", topology.units_no_longer_served("box", {"web": None}))
+
+
 class Switchover(unittest.TestCase):
     def test_planned_switchover_fences_the_running_primary_and_rewinds_it(self):
         plan = topology.switchover_plan({"db1": "primary", "db2": "standby", "db3": "standby"}, "db2")
